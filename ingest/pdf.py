@@ -1,0 +1,130 @@
+"""PDF with pypdf: text per page (page numbers kept), headings from the outline when it has one."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import time
+
+from kb.errors import LoadError
+from kb.models import Block, LoadedDocument
+
+from .dates import normalize_date
+from .textfile import clean
+
+logging.getLogger("pypdf").setLevel(logging.ERROR)
+_SENTENCE_END = re.compile(r"[.!?:;\"”)]$")
+
+
+def load_pdf(data: bytes, name: str, max_pages: int = 2000, max_seconds: float = 60.0) -> LoadedDocument:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    started = time.monotonic()
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted:
+            try:
+                opened = reader.decrypt("")
+            except Exception:  # pypdf raises several kinds for unsupported encryption
+                opened = 0
+            if not opened:
+                raise LoadError("encrypted PDF: it needs a password")
+        pages = len(reader.pages)
+    except LoadError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError, IndexError,
+            RecursionError, AssertionError) as exc:
+        raise LoadError(f"corrupt PDF: {_short(exc)}") from None
+    if pages == 0:
+        raise LoadError("corrupt PDF: no pages")
+    if pages > max_pages:
+        raise LoadError(f"PDF has {pages} pages, more than the limit of {max_pages}")
+
+    headings = _outline(reader)
+    blocks: list[Block] = []
+    for number in range(pages):
+        if time.monotonic() - started > max_seconds:
+            raise LoadError(f"PDF text extraction took longer than {max_seconds:g} s (page {number + 1})")
+        try:
+            text = reader.pages[number].extract_text() or ""
+        except Exception as exc:  # a broken page must not lose the file's other pages
+            raise LoadError(f"corrupt PDF: page {number + 1}: {_short(exc)}") from None
+        blocks.extend(_page_blocks(clean(text), number + 1, headings.get(number, [])))
+    if not any(b.kind == "para" for b in blocks):
+        raise LoadError("no text found: scanned PDF without a text layer?")
+    info = _info(reader)
+    title = info.get("title") or next((b.text for b in blocks if b.kind == "heading"), None)
+    return LoadedDocument(blocks=blocks, title=title, published=info.get("published"), mime="application/pdf")
+
+
+def _outline(reader) -> dict[int, list[tuple[int, str]]]:
+    """Outline entries by page index: (level, title)."""
+    found: dict[int, list[tuple[int, str]]] = {}
+
+    def walk(items, level):
+        for item in items:
+            if isinstance(item, list):
+                walk(item, level + 1)
+                continue
+            try:
+                page = reader.get_destination_page_number(item)
+                title = " ".join(str(item.title).split())
+            except Exception:
+                continue
+            if page is not None and page >= 0 and title:
+                found.setdefault(page, []).append((level, title))
+
+    try:
+        walk(reader.outline, 1)
+    except Exception:
+        return {}
+    return found
+
+
+def _page_blocks(text: str, page: int, headings: list[tuple[int, str]]) -> list[Block]:
+    """Paragraphs of one page, split at the outline's headings where they appear in the text."""
+    lines = [" ".join(line.split()) for line in text.split("\n")]
+    blocks, para = [], []
+    pending = list(headings)
+    widest = max((len(line) for line in lines), default=0)
+
+    def flush():
+        if para:
+            body = re.sub(r"(\w)- (\w)", r"\1\2", " ".join(para))
+            blocks.append(Block(body, "para", 0, page))
+            para.clear()
+
+    for line in lines:
+        if not line:
+            flush()
+            continue
+        match = next((h for h in pending if h[1].lower() == line.lower()), None)
+        if match:
+            flush()
+            pending.remove(match)
+            blocks.append(Block(line, "heading", match[0], page))
+            continue
+        para.append(line)
+        if _SENTENCE_END.search(line) and len(line) < 0.8 * widest:
+            flush()  # a short line ending a sentence usually ends a paragraph
+    flush()
+    return blocks
+
+
+def _info(reader) -> dict:
+    try:
+        meta = reader.metadata or {}
+        title = str(meta.get("/Title") or "").strip() or None
+        created = str(meta.get("/CreationDate") or "")
+    except Exception:
+        return {}
+    published = None
+    if created.startswith("D:") and len(created) >= 10:
+        published = normalize_date(f"{created[2:6]}-{created[6:8]}-{created[8:10]}")
+    return {"title": title, "published": published}
+
+
+def _short(exc: Exception) -> str:
+    return (str(exc) or type(exc).__name__).splitlines()[0][:200]

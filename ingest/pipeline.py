@@ -1,0 +1,183 @@
+"""Ingest files and folders into a knowledge base: walk, skip what is unchanged, load, store in batches.
+
+Every file gets its own outcome; a file that fails never stops the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, Iterator
+
+from kb.collection import KnowledgeBase
+from kb.errors import KbError, LoadError
+from kb.models import DocMeta, IngestReport, ItemOutcome, NewDocument
+
+from . import load
+from .detect import SUPPORTED
+from .meta import is_metadata_file, meta_from_mapping, read_manifest, read_sidecar
+
+BATCH_DOCS = 32
+Notify = Callable[[ItemOutcome], None]
+
+
+def walk(paths: list[Path], follow_symlinks: bool = False) -> Iterator[tuple[Path, Path | None, str]]:
+    """(file, governing folder, problem) for every candidate file, in a stable order.
+
+    Folders are read recursively; a folder holding `manifest.csv` contributes the files it lists.
+    Symbolic links are not followed unless asked, and never out of the folder being read.
+    """
+    for given in paths:
+        if given.is_symlink() and not follow_symlinks:
+            yield given, None, "symbolic link not followed (set KB_FOLLOW_SYMLINKS=1 to follow)"
+        elif given.is_file():
+            yield given, None, ""
+        elif given.is_dir():
+            yield from _walk_folder(given, follow_symlinks)
+        else:
+            yield given, None, "no such file or folder"
+
+
+def _walk_folder(root: Path, follow_symlinks: bool) -> Iterator[tuple[Path, Path | None, str]]:
+    real_root = root.resolve()
+    for folder, dirs, files in os.walk(root, followlinks=follow_symlinks):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        base = Path(folder)
+        listed = read_manifest(base)
+        if listed:  # the manifest decides what this part of the tree holds
+            dirs[:] = []
+            for path in sorted(listed):
+                yield path, base, "" if path.is_file() else "listed in manifest.csv but missing"
+            continue
+        for name in sorted(files):
+            path = base / name
+            if name.startswith(".") or is_metadata_file(path) or path.suffix.lower() not in SUPPORTED:
+                continue
+            if path.is_symlink():
+                target = path.resolve()
+                if not follow_symlinks:
+                    yield path, None, "symbolic link not followed (set KB_FOLLOW_SYMLINKS=1 to follow)"
+                    continue
+                if real_root not in target.parents:
+                    yield path, None, "symbolic link leads outside the folder: not followed"
+                    continue
+            yield path, None, ""
+
+
+def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = None, prune: bool = False,
+                 notify: Notify | None = None, on_embed: Callable[[int], None] | None = None) -> IngestReport:
+    """Ingest files and folders; returns one outcome per file (and per pruned document)."""
+    flags = flags or DocMeta()
+    report = IngestReport()
+    settings = kb.settings
+    seen: dict[str, str] = {}
+    batch: list[NewDocument] = []
+    manifests: dict[Path, dict] = {}
+
+    def record(outcome: ItemOutcome) -> None:
+        report.items.append(outcome)
+        if notify:
+            notify(outcome)
+
+    def flush() -> None:
+        if not batch:
+            return
+        try:
+            for outcome in kb.add_batch(batch, on_embed):
+                record(outcome)
+        except KbError as exc:
+            for doc in batch:
+                record(ItemOutcome(doc.label or doc.source, "failed", str(exc)))
+        batch.clear()
+
+    with kb.writing():
+        for path, base, problem in walk([Path(p) for p in paths], settings.follow_symlinks):
+            name = str(path)
+            if problem:
+                record(ItemOutcome(name, "failed", problem))
+                continue
+            try:
+                size = path.stat().st_size
+                if size > settings.max_file_mb * 1024 * 1024:
+                    raise LoadError(f"file too large: {size / 1048576:.1f} MB, the limit is {settings.max_file_mb} MB")
+                data = path.read_bytes()
+                sha = hashlib.sha256(data).hexdigest()
+                source = str(path.resolve())
+                if base is not None and base not in manifests:
+                    manifests[base] = read_manifest(base)
+                row = manifests.get(base, {}).get(path.resolve(), {})
+                meta = meta_from_mapping(row, "manifest.csv").merged(read_sidecar(path)).merged(flags)
+                outcome = _unchanged(kb, source, sha, meta, name, seen)
+                if outcome:
+                    record(outcome)
+                    continue
+                seen[sha] = name
+                loaded = load(data, path.name, settings.max_pdf_pages, settings.max_load_seconds)
+                meta = DocMeta(title=loaded.title, published=loaded.published).merged(meta)
+                stored = _keep_copy(kb, data, sha, path.suffix)
+                batch.append(NewDocument(source, sha, loaded, meta, original_name=path.name, stored_path=stored,
+                                         label=name))
+            except (LoadError, OSError) as exc:
+                record(ItemOutcome(name, "failed", _reason(exc)))
+                continue
+            except Exception as exc:  # a loader bug must not cost the other files
+                record(ItemOutcome(name, "failed", f"unexpected error: {type(exc).__name__}: {exc}"[:300]))
+                continue
+            if len(batch) >= BATCH_DOCS:
+                flush()
+        flush()
+        if prune:
+            for outcome in _prune(kb, [Path(p) for p in paths]):
+                record(outcome)
+    return report
+
+
+def _unchanged(kb: KnowledgeBase, source: str, sha: str, meta: DocMeta, name: str,
+               seen: dict[str, str]) -> ItemOutcome | None:
+    """An outcome when the file needs no loading: same bytes already stored here or elsewhere."""
+    existing = kb.store.find(source)
+    if existing is not None and existing.sha256 == sha:
+        changes = {k: v for k, v in asdict(meta).items()
+                   if v not in (None, "", []) and getattr(existing, k) != v}
+        if changes:
+            kb.update(existing.id, changes)
+            return ItemOutcome(name, "updated", "metadata only", doc_id=existing.id)
+        return ItemOutcome(name, "unchanged", doc_id=existing.id)
+    if sha in seen:
+        return ItemOutcome(name, "duplicate", f"same bytes as {seen[sha]}")
+    twin = kb.store.find_by_sha(sha)
+    if twin is not None and twin.source != source:
+        return ItemOutcome(name, "duplicate", f"same bytes as document {twin.id} ({twin.original_name or twin.source})",
+                           doc_id=twin.id)
+    return None
+
+
+def _keep_copy(kb: KnowledgeBase, data: bytes, sha: str, suffix: str) -> str:
+    """Store the original under a generated name (its hash); the given name is never a path."""
+    suffix = suffix.lower() if suffix.lower() in SUPPORTED else ""
+    rel = Path("files") / sha[:2] / f"{sha}{suffix}"
+    target = kb.data_dir / rel
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    return str(rel)
+
+
+def _prune(kb: KnowledgeBase, paths: list[Path]) -> list[ItemOutcome]:
+    folders = [str(p.resolve()) + os.sep for p in paths if p.is_dir()]
+    outcomes = []
+    for doc in kb.store.documents(include_retired=True):
+        if any(doc.source.startswith(f) for f in folders) and not Path(doc.source).exists():
+            kb.remove(doc.id)
+            outcomes.append(ItemOutcome(doc.source, "pruned", "file is gone", doc_id=doc.id))
+    return outcomes
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OSError):
+        return f"cannot read: {exc.strerror or exc}"
+    return str(exc)

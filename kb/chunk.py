@@ -1,0 +1,178 @@
+"""Structure-aware chunking: split at headings, then paragraphs, then sentences, then words.
+
+Pure functions over blocks. Chunks are bounded in the model's own tokens (a `count_tokens`
+callable), the embedded prefix (title and heading path) included; overlap appears only where a
+paragraph had to be split; together the chunks' character spans cover every non-blank character
+of the document text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from .models import Block, Chunk
+
+SEPARATOR = "\n\n"
+HEADING_JOIN = " > "
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])[\"'”’)\]]*\s+")
+_WORD = re.compile(r"\S+")
+
+Counter = Callable[[str], int]
+
+
+@dataclass(frozen=True)
+class _Unit:
+    start: int
+    end: int
+    page: int | None
+    tokens: int
+
+
+def document_text(blocks: Sequence[Block]) -> tuple[str, list[tuple[int, int]]]:
+    """The document's full text (blocks joined by blank lines) and each block's span in it."""
+    spans, pos, parts = [], 0, []
+    for i, block in enumerate(blocks):
+        if i:
+            pos += len(SEPARATOR)
+        spans.append((pos, pos + len(block.text)))
+        parts.append(block.text)
+        pos += len(block.text)
+    return SEPARATOR.join(parts), spans
+
+
+def embed_text(title: str, heading: str, text: str) -> str:
+    """The text the model sees for a chunk: title and heading path give it context."""
+    title = " ".join((title or "").split()[:24])
+    prefix = HEADING_JOIN.join(p for p in (title, heading) if p)
+    return f"{prefix}\n{text}" if prefix else text
+
+
+def chunk_blocks(
+    blocks: Sequence[Block],
+    count_tokens: Counter,
+    max_tokens: int = 200,
+    overlap: int = 40,
+    title: str = "",
+) -> tuple[str, list[Chunk]]:
+    """Split a document into chunks; returns the document text and the chunks over it."""
+    text, spans = document_text(blocks)
+    chunks: list[Chunk] = []
+    stack: list[tuple[int, str]] = []
+    section: list[_Unit] = []
+    carried: list[_Unit] = []  # headings of sections that had no text of their own
+    heading = ""
+
+    def flush_section() -> None:
+        nonlocal carried
+        if not section:
+            return
+        if all(blocks_kind[u.start] == "heading" for u in section):
+            carried = carried + section
+        else:
+            _pack_section(carried + section, heading)
+            carried = []
+        section.clear()
+
+    def _pack_section(units: list[_Unit], path: str) -> None:
+        budget = max(8, max_tokens - count_tokens(embed_text(title, path, "")) - 1)
+        current: list[_Unit] = []
+        used = 0
+        for unit in units:
+            if unit.tokens > budget:
+                if current:
+                    emit(current, path)
+                    current, used = [], 0
+                for piece in _split_long(text, unit, count_tokens, budget, overlap):
+                    emit(piece, path)
+            elif used + unit.tokens > budget:
+                emit(current, path)
+                current, used = [unit], unit.tokens
+            else:
+                current.append(unit)
+                used += unit.tokens
+        if current:
+            emit(current, path)
+
+    def emit(units: list[_Unit], path: str) -> None:
+        start, end = units[0].start, units[-1].end
+        body = text[start:end]
+        chunks.append(Chunk(
+            ordinal=len(chunks), text=body, heading=path, page=units[0].page,
+            char_start=start, char_end=end, tokens=count_tokens(embed_text(title, path, body)),
+        ))
+
+    blocks_kind: dict[int, str] = {}
+    for block, (start, end) in zip(blocks, spans):
+        if not block.text.strip():
+            continue
+        blocks_kind[start] = block.kind
+        unit = _Unit(start, end, block.page, count_tokens(block.text))
+        if block.kind == "heading":
+            flush_section()
+            level = max(1, block.level or 1)
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, " ".join(block.text.split())))
+            heading = HEADING_JOIN.join(h for _, h in stack)
+        section.append(unit)
+    flush_section()
+    if carried:  # trailing headings with no text after them
+        _pack_section(carried, heading)
+    return text, chunks
+
+
+def _split_long(text: str, unit: _Unit, count: Counter, budget: int, overlap: int) -> list[list[_Unit]]:
+    """Split one over-long paragraph into windows of sentences (or words), overlapping a little."""
+    pieces = []
+    for s, e in _sentences(text, unit.start, unit.end):
+        tokens = count(text[s:e])
+        if tokens <= budget:
+            pieces.append(_Unit(s, e, unit.page, tokens))
+        else:
+            pieces.extend(_words(text, s, e, unit.page, count, budget))
+    windows, i = [], 0
+    while i < len(pieces):
+        j, used = i, 0
+        while j < len(pieces) and used + pieces[j].tokens <= budget:
+            used += pieces[j].tokens
+            j += 1
+        j = max(j, i + 1)
+        windows.append(pieces[i:j])
+        if j >= len(pieces):
+            break
+        k, back = j, 0
+        while k - 1 > i and back + pieces[k - 1].tokens <= overlap:
+            k -= 1
+            back += pieces[k].tokens
+        i = k
+    return windows
+
+
+def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    out, pos = [], start
+    for m in _SENTENCE_END.finditer(text, start, end):
+        if m.start() > pos:
+            out.append((pos, m.start()))
+        pos = m.end()
+    if pos < end:
+        out.append((pos, end))
+    return out
+
+
+def _words(text: str, start: int, end: int, page, count: Counter, budget: int) -> list[_Unit]:
+    out = []
+    for m in _WORD.finditer(text, start, end):
+        tokens = count(m.group())
+        if tokens <= budget:
+            out.append(_Unit(m.start(), m.end(), page, tokens))
+            continue
+        pos = m.start()  # a "word" too long for a chunk: cut it by characters
+        while pos < m.end():
+            size = min(m.end() - pos, budget * 2)
+            while size > 1 and count(text[pos:pos + size]) > budget:
+                size //= 2
+            out.append(_Unit(pos, pos + size, page, count(text[pos:pos + size])))
+            pos += size
+    return out

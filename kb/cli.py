@@ -1,0 +1,197 @@
+"""The `kb` command: the one place that wires the core, the loaders and the web app together.
+
+Domain errors become a message on stderr and an exit status here, nowhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import re
+import sys
+from pathlib import Path
+
+from .errors import KbError
+from .models import VISIBILITIES, DocMeta, Filters
+from .settings import Settings
+
+SEARCH_MODES = ("hybrid", "dense", "keyword")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kb", description="Knowledge base with hybrid semantic search.")
+    parser.add_argument("--data", type=Path, help="data folder (default: $KB_DATA or ./data)")
+    parser.add_argument("--model", help="sentence-transformers model name or folder (default: $KB_MODEL or the bundled all-MiniLM-L6-v2)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("ingest", help="add or update files and folders")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("--site")
+    p.add_argument("--type", dest="doc_type")
+    p.add_argument("--partnership")
+    p.add_argument("--tag", action="append", default=[], help="may be repeated")
+    p.add_argument("--visibility", choices=VISIBILITIES)
+    p.add_argument("--prune", action="store_true", help="drop documents whose files are gone from these folders")
+
+    p = sub.add_parser("search", help="search the collection")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--site", action="append", default=[])
+    p.add_argument("--type", dest="doc_type", action="append", default=[])
+    p.add_argument("--tag", action="append", default=[])
+    p.add_argument("--year", type=int, action="append", default=[])
+    p.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("remove", help="delete a document (by id or source path)")
+    p.add_argument("ref", metavar="DOC_ID_OR_SOURCE")
+
+    sub.add_parser("reindex", help="rebuild the vector index from stored embeddings")
+
+    p = sub.add_parser("docs", help="list documents")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("stats", help="counts by type and site, index kind, model")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("serve", help="run the web app on a production WSGI server")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--threads", type=int, default=8)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(data_dir=args.data, model=args.model)
+        return COMMANDS[args.command](settings, args)
+    except KbError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _open(settings: Settings):
+    from .collection import KnowledgeBase
+
+    return KnowledgeBase.open(settings)
+
+
+def cmd_ingest(settings: Settings, args) -> int:
+    from ingest.pipeline import ingest_paths
+
+    kb = _open(settings)
+    flags = DocMeta(site=args.site, doc_type=args.doc_type, partnership=args.partnership,
+                    tags=args.tag, visibility=args.visibility)
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(desc="ingesting", unit=" files", file=sys.stderr)
+
+    def notify(outcome):
+        if bar is not None:
+            bar.update(1)
+            if outcome.status == "failed":
+                bar.write(f"failed   {outcome.name}: {outcome.reason}")
+        else:
+            reason = f": {outcome.reason}" if outcome.reason else ""
+            print(f"{outcome.status:<9} {outcome.name}{reason}", file=sys.stderr, flush=True)
+
+    report = ingest_paths(kb, args.paths, flags, prune=args.prune, notify=notify)
+    if bar is not None:
+        bar.close()
+    summary = report.summary()
+    print(", ".join(f"{n} {k}" for k, n in summary.items() if n or k in ("added", "unchanged", "failed")))
+    for item in report.failed:
+        print(f"  failed: {item.name}: {item.reason}")
+    return 0 if report.ok else 1
+
+
+def cmd_search(settings: Settings, args) -> int:
+    from .search import Searcher
+
+    kb = _open(settings)
+    filters = Filters(site=args.site, doc_type=args.doc_type, tag=args.tag, year=args.year)
+    result = Searcher(kb).search(args.query, k=args.k, filters=filters, mode=args.mode)
+    if args.json:
+        payload = result.to_dict()
+        print(json.dumps(payload, ensure_ascii=False, indent=2))
+        return 0
+    if not result.hits:
+        print("no results")
+    for n, hit in enumerate(result.hits, 1):
+        where = " · ".join(str(x) for x in (hit.site, hit.doc_type, hit.published,
+                                             f"p. {hit.page}" if hit.page else None, hit.heading) if x)
+        print(f"{n}. {hit.title}  [doc {hit.doc_id}, score {hit.score:.3f}]\n   {where}\n   {plain(hit.snippet)}")
+        if hit.also_in:
+            print("   also in: " + "; ".join(a["title"] for a in hit.also_in))
+    print(f"({result.took_ms:.0f} ms)")
+    return 0
+
+
+def plain(snippet: str) -> str:
+    return html.unescape(re.sub(r"</?mark>", "", snippet))
+
+
+def cmd_remove(settings: Settings, args) -> int:
+    kb = _open(settings)
+    doc = kb.resolve(args.ref)
+    kb.remove(doc.id)
+    print(f"removed document {doc.id}: {doc.title}")
+    return 0
+
+
+def cmd_reindex(settings: Settings, args) -> int:
+    kb = _open(settings)
+    count = kb.reindex()
+    print(f"index rebuilt: {count} vectors ({kb.index.kind})")
+    return 0
+
+
+def cmd_docs(settings: Settings, args) -> int:
+    kb = _open(settings)
+    docs = kb.store.documents(include_retired=True)
+    if args.json:
+        print(json.dumps([d.to_dict() for d in docs], ensure_ascii=False, indent=2))
+        return 0
+    for d in docs:
+        flags = "" if d.status == "active" else f" [{d.status}]"
+        print(f"{d.id:>5}  {d.doc_type or '-':<15} {d.site or '-':<16} {d.published or '-':<10} "
+              f"{d.visibility:<9} {d.title}{flags}")
+    return 0
+
+
+def cmd_stats(settings: Settings, args) -> int:
+    kb = _open(settings)
+    stats = kb.stats()
+    if args.json:
+        print(json.dumps(stats, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{stats['documents']} documents, {stats['chunks']} chunks; index {stats['index']['kind']} "
+          f"({stats['index']['vectors']} vectors, dim {stats['index']['dim']}); model {stats['model']}")
+    for title, key in (("by type", "by_type"), ("by site", "by_site"), ("by year", "by_year")):
+        print(f"{title}: " + ", ".join(f"{k} {v}" for k, v in stats[key].items()))
+    return 0
+
+
+def cmd_serve(settings: Settings, args) -> int:
+    from waitress import serve
+
+    from web import create_app
+
+    app = create_app(settings)
+    print(f"kb serving on http://{args.host}:{args.port}/", flush=True)
+    serve(app, host=args.host, port=args.port, threads=args.threads, ident="kb")
+    return 0
+
+
+COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "remove": cmd_remove, "reindex": cmd_reindex,
+            "docs": cmd_docs, "stats": cmd_stats, "serve": cmd_serve}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,327 @@
+"""The knowledge base: store, vector index and embedder kept in step.
+
+Every write goes through here: one transaction per batch in SQLite, then the FAISS index is
+updated and saved with the store's generation number, so a crash between the two is detected
+and repaired on the next open.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import dedup
+from .chunk import chunk_blocks, embed_text
+from .embed import Embedder
+from .errors import BadRequest, Busy, NotFound
+from .index import VectorIndex
+from .models import VISIBILITIES, Document, Filters, ItemOutcome, NewDocument
+from .settings import Settings
+from .store import Store
+
+Progress = Callable[[int], None]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class KnowledgeBase:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None):
+        self.settings = settings
+        self.data_dir = Path(settings.data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.files_dir = self.data_dir / "files"
+        self.index_dir = self.data_dir / "index"
+        self.store = Store(self.data_dir / "kb.sqlite3")
+        self.embedder = embedder or Embedder(settings.model, settings.batch_size)
+        self._index: VectorIndex | None = None
+        self._generation = -1
+        self._index_lock = threading.RLock()
+        self._writer = threading.RLock()
+        self._write_depth = 0
+
+    @classmethod
+    def open(cls, settings: Settings, embedder: Embedder | None = None) -> "KnowledgeBase":
+        return cls(settings, embedder)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # the vector index, loaded lazily and kept in step with the store ------------------------
+
+    @property
+    def index(self) -> VectorIndex:
+        self.refresh()
+        return self._index
+
+    def refresh(self) -> None:
+        """Load (or reload, after another process wrote) the index that matches the store."""
+        generation = self.store.generation()
+        if self._index is not None and generation == self._generation:
+            return
+        with self._index_lock:
+            if self._index is not None and generation == self._generation:
+                return
+            loaded = VectorIndex.load(self.index_dir)
+            if loaded and loaded[1].generation == generation and loaded[1].model == self.settings.model:
+                self._index, self._generation = loaded[0], generation
+            elif self._index is None or not self._try_lock_and_rebuild():
+                # another writer is mid-way; keep what we have (or an in-memory rebuild)
+                if self._index is None:
+                    self._index = self._rebuilt_index()
+                self._generation = generation
+
+    def _try_lock_and_rebuild(self) -> bool:
+        try:
+            with self.writing(wait=0):
+                self._index = self._rebuilt_index()
+                self._generation = self.store.generation()
+                self._index.save(self.index_dir, self._generation)
+            return True
+        except Busy:
+            return False
+
+    def _rebuilt_index(self, progress: Progress | None = None) -> VectorIndex:
+        """A fresh index from the stored embeddings, embedding whatever the cache lacks."""
+        ids, hashes, cached = self.store.chunk_vectors(self.settings.model)
+        missing = [h for h in dict.fromkeys(hashes) if h not in cached]
+        if missing:
+            texts = self._texts_for_hashes(missing)
+            for start in range(0, len(missing), 256):
+                part = missing[start:start + 256]
+                vectors = self.embedder.encode([texts[h] for h in part])
+                fresh = dict(zip(part, vectors))
+                with self.store.transaction() as conn:
+                    self.store.cache_vectors(conn, self.settings.model, fresh)
+                cached.update(fresh)
+                if progress:
+                    progress(len(part))
+        kind = self._index_kind(len(ids))
+        dim = self.embedder.dim if not cached else len(next(iter(cached.values())))
+        index = VectorIndex(dim, kind, self.settings.model)
+        if len(ids):
+            index.add(ids, np.vstack([cached[h] for h in hashes]))
+        return index
+
+    def _texts_for_hashes(self, hashes: list[str]) -> dict[str, str]:
+        wanted, out = set(hashes), {}
+        rows = self.store.conn.execute(
+            "SELECT c.text, c.heading, c.text_hash, d.title FROM chunks c JOIN documents d ON d.id = c.doc_id")
+        for text, heading, h, title in rows:
+            if h in wanted:
+                out[h] = embed_text(title, heading, text)
+        return out
+
+    def _index_kind(self, count: int) -> str:
+        kind = self.settings.index_kind
+        if kind == "auto":
+            return "hnsw" if count > self.settings.hnsw_threshold else "flat"
+        return kind
+
+    # writing ------------------------------------------------------------------------------
+
+    @contextmanager
+    def writing(self, wait: float = 30.0):
+        """Hold the collection's single-writer lock; a second writer waits, then fails clearly."""
+        acquired = self._writer.acquire(timeout=wait) if wait > 0 else self._writer.acquire(blocking=False)
+        if not acquired:
+            raise Busy("another writer in this process holds the collection; try again when it ends")
+        try:
+            if self._write_depth:  # already held by this thread: re-entrant
+                self._write_depth += 1
+                try:
+                    yield
+                finally:
+                    self._write_depth -= 1
+                return
+            with self._file_lock(wait):
+                self._write_depth = 1
+                try:
+                    yield
+                finally:
+                    self._write_depth = 0
+        finally:
+            self._writer.release()
+
+    @contextmanager
+    def _file_lock(self, wait: float):
+        path = self.data_dir / ".write.lock"
+        with open(path, "a+") as fh:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise Busy("another process is writing to this collection; try again when it ends") from None
+                    time.sleep(0.1)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def add_batch(self, docs: list[NewDocument], progress: Progress | None = None) -> list[ItemOutcome]:
+        """Chunk, embed and store a batch of documents (replacing any with the same source).
+
+        Call inside `writing()`. One transaction for the batch, then the index is updated.
+        """
+        index = self.index
+        prepared = []
+        for doc in docs:
+            title = doc.meta.title or doc.loaded.title or Path(doc.original_name or doc.source).stem
+            doc.meta.title = title
+            body, chunks = chunk_blocks(doc.loaded.blocks, self.embedder.count_tokens,
+                                        self.settings.chunk_tokens, self.settings.chunk_overlap, title)
+            texts = [embed_text(title, c.heading, c.text) for c in chunks]
+            prepared.append((doc, body, chunks, texts, [text_hash(t) for t in texts]))
+
+        all_hashes = [h for *_, hashes in prepared for h in hashes]
+        vectors = self.store.cached_vectors(self.settings.model, all_hashes)
+        todo = {}
+        for *_, texts, hashes in prepared:
+            for t, h in zip(texts, hashes):
+                if h not in vectors:
+                    todo.setdefault(h, t)
+        fresh: dict[str, np.ndarray] = {}
+        if todo:
+            keys = list(todo)
+            for start in range(0, len(keys), 256):
+                part = keys[start:start + 256]
+                fresh.update(zip(part, self.embedder.encode([todo[h] for h in part])))
+                if progress:
+                    progress(len(part))
+        vectors.update(fresh)
+
+        outcomes, removed, added_ids, added_vecs = [], [], [], []
+        with self.store.transaction() as conn:
+            self.store.cache_vectors(conn, self.settings.model, fresh)
+            for doc, body, chunks, texts, hashes in prepared:
+                old = self.store.find(doc.source)
+                if old is not None:
+                    removed.append(self.store.delete_document(conn, old.id))
+                    for key in ("visibility",):  # keep curator decisions unless told otherwise
+                        if getattr(doc.meta, key) is None:
+                            setattr(doc.meta, key, getattr(old, key))
+                sig = dedup.signature(body)
+                bands = dedup.band_keys(sig) if sig is not None else []
+                dup_of, dup_score = self._near_duplicate(sig, bands)
+                doc_id = self.store.add_document(
+                    conn, doc.source, doc.sha256, doc.meta, body, mime=doc.loaded.mime,
+                    original_name=doc.original_name, stored_path=doc.stored_path,
+                    signature=sig.tobytes() if sig is not None else None, dup_of=dup_of, dup_score=dup_score)
+                self.store.add_bands(conn, doc_id, bands)
+                ids = self.store.add_chunks(conn, doc_id, chunks, hashes, doc.meta.title)
+                added_ids.extend(ids)
+                added_vecs.extend(vectors[h] for h in hashes)
+                outcomes.append(ItemOutcome(doc.label or doc.original_name or doc.source,
+                                            "updated" if old else "added", doc_id=doc_id, chunks=len(chunks),
+                                            reason=f"near-duplicate of document {dup_of}" if dup_of else ""))
+        with self._index_lock:
+            for ids in removed:
+                index.remove(ids)
+            if added_ids:
+                index.add(np.asarray(added_ids, dtype=np.int64), np.vstack(added_vecs))
+            self._save_index()
+        return outcomes
+
+    def _near_duplicate(self, sig, bands) -> tuple[int | None, float | None]:
+        if sig is None:
+            return None, None
+        best, best_score = None, 0.0
+        for doc_id, blob in self.store.near_duplicate_candidates(bands):
+            score = dedup.similarity(sig, np.frombuffer(blob, dtype=np.uint64))
+            if score >= dedup.NEAR_DUPLICATE and score > best_score:
+                best, best_score = doc_id, score
+        return best, (round(best_score, 3) if best else None)
+
+    def _save_index(self) -> None:
+        self._generation = self.store.generation()
+        self._index.save(self.index_dir, self._generation)
+
+    def remove(self, doc_id: int) -> Document:
+        """Delete a document: its chunks, its vectors and its stored file."""
+        with self.writing():
+            doc = self.store.get(doc_id)
+            index = self.index
+            with self.store.transaction() as conn:
+                ids = self.store.delete_document(conn, doc_id)
+            with self._index_lock:
+                index.remove(ids)
+                self._save_index()
+        if doc.stored_path:
+            (self.data_dir / doc.stored_path).unlink(missing_ok=True)
+        return doc
+
+    def resolve(self, ref: str) -> Document:
+        """A document by id or by source."""
+        if ref.isdigit():
+            return self.store.get(int(ref))
+        doc = self.store.find(ref) or self.store.find(str(Path(ref).resolve()))
+        if doc is None:
+            raise NotFound(f"no document with id or source {ref!r}")
+        return doc
+
+    def update(self, doc_id: int, changes: dict) -> Document:
+        """Edit metadata; search sees it at once without re-embedding."""
+        if "visibility" in changes and changes["visibility"] not in VISIBILITIES:
+            raise BadRequest(f"visibility must be one of {', '.join(VISIBILITIES)}")
+        self.store.get(doc_id)
+        with self.store.transaction() as conn:
+            self.store.update_meta(conn, doc_id, changes)
+        return self.store.get(doc_id)
+
+    def set_status(self, doc_id: int, status: str) -> Document:
+        """Retire (hidden from search, kept) or restore a document."""
+        if status not in ("active", "retired"):
+            raise BadRequest("status must be active or retired")
+        self.store.get(doc_id)
+        with self.store.transaction() as conn:
+            self.store.set_status(conn, doc_id, status)
+        return self.store.get(doc_id)
+
+    def reindex(self, progress: Progress | None = None) -> int:
+        """Rebuild the vector index from stored embeddings (embedding what a new model lacks)."""
+        with self.writing():
+            with self._index_lock:
+                self._index = self._rebuilt_index(progress)
+                self._save_index()
+                return self._index.count()
+
+    # reading -------------------------------------------------------------------------------
+
+    def stats(self, visibility: tuple[str, ...] = VISIBILITIES) -> dict:
+        filters = Filters(visibility=visibility)
+        index = self.index
+        return {
+            "documents": self.store.count_documents(filters),
+            "chunks": len(self.store.allowed_chunk_ids(filters)),
+            "by_type": dict(self.store.counts("doc_type", filters)),
+            "by_site": dict(self.store.counts("site", filters)),
+            "by_year": dict(self.store.counts("year", filters)),
+            "index": {"kind": index.kind, "vectors": index.count(), "dim": index.dim},
+            "model": self.settings.model,
+        }
+
+    def check(self) -> dict:
+        """Consistency report: do the index ids equal the store's chunk ids?"""
+        index_ids = np.sort(self.index.ids())
+        store_ids = self.store.chunk_ids()
+        return {"in_step": bool(np.array_equal(index_ids, store_ids)),
+                "index": int(len(index_ids)), "store": int(len(store_ids))}
+
+
+def file_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,0 +1,123 @@
+"""The vector index: FAISS behind a narrow interface, ids equal to the store's chunk row ids.
+
+Saved as `vectors.faiss` beside a versioned JSON manifest (never pickled), written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+FORMAT_VERSION = 1
+INDEX_FILE = "vectors.faiss"
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass
+class IndexManifest:
+    version: int
+    model: str
+    dim: int
+    count: int
+    kind: str
+    generation: int
+
+
+class VectorIndex:
+    """Exact inner-product search (flat) or approximate (HNSW), with id selectors for filters."""
+
+    def __init__(self, dim: int, kind: str = "flat", model: str = "", index=None):
+        self.dim, self.kind, self.model = dim, kind, model
+        self._index = index if index is not None else self._empty(dim, kind)
+
+    @staticmethod
+    def _empty(dim: int, kind: str):
+        if kind == "hnsw":
+            inner = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction = 80
+            inner.hnsw.efSearch = 128
+        else:
+            inner = faiss.IndexFlatIP(dim)
+        return faiss.IndexIDMap2(inner)
+
+    def count(self) -> int:
+        return int(self._index.ntotal)
+
+    def ids(self) -> np.ndarray:
+        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids):
+            self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
+                                     np.ascontiguousarray(ids, dtype=np.int64))
+
+    def remove(self, ids: np.ndarray) -> None:
+        if not len(ids):
+            return
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if self.kind == "flat":
+            self._index.remove_ids(faiss.IDSelectorBatch(ids))
+            return
+        keep = np.setdiff1d(self.ids(), ids)  # HNSW cannot delete: rebuild from what stays
+        vectors = self.vectors(keep)
+        self._index = self._empty(self.dim, self.kind)
+        self.add(keep, vectors)
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        if not len(ids):
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.vstack([self._index.reconstruct(int(i)) for i in ids]).astype(np.float32)
+
+    def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Nearest ids by inner product, only among `allowed` ids when given."""
+        if self.count() == 0 or k <= 0 or (allowed is not None and not len(allowed)):
+            return []
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
+        params = None
+        if allowed is not None:
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            params = (faiss.SearchParametersHNSW(sel=selector, efSearch=max(128, k))
+                      if self.kind == "hnsw" else faiss.SearchParameters(sel=selector))
+        elif self.kind == "hnsw":
+            params = faiss.SearchParametersHNSW(efSearch=max(128, k))
+        k = min(k, self.count())
+        scores, ids = self._index.search(query, k, params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def save(self, folder: Path, generation: int) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / (INDEX_FILE + ".tmp")
+        faiss.write_index(self._index, str(tmp))
+        _fsync(tmp)
+        os.replace(tmp, folder / INDEX_FILE)
+        manifest = IndexManifest(FORMAT_VERSION, self.model, self.dim, self.count(), self.kind, generation)
+        tmp = folder / (MANIFEST_FILE + ".tmp")
+        tmp.write_text(json.dumps(asdict(manifest), indent=2))
+        _fsync(tmp)
+        os.replace(tmp, folder / MANIFEST_FILE)
+
+    @classmethod
+    def load(cls, folder: Path) -> tuple["VectorIndex", IndexManifest] | None:
+        """The saved index and its manifest, or None when missing, unreadable or of another format."""
+        folder = Path(folder)
+        try:
+            manifest = IndexManifest(**json.loads((folder / MANIFEST_FILE).read_text()))
+            if manifest.version != FORMAT_VERSION:
+                return None
+            index = faiss.read_index(str(folder / INDEX_FILE))
+        except (OSError, ValueError, TypeError, RuntimeError):
+            return None
+        if index.ntotal != manifest.count or index.d != manifest.dim:
+            return None
+        return cls(manifest.dim, manifest.kind, manifest.model, index), manifest
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())

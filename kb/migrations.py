@@ -1,0 +1,76 @@
+"""Schema changes as numbered migrations, applied in order and recorded in `PRAGMA user_version`."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[str] = [
+    # 1: documents, chunks, embedding cache, full-text index, bookkeeping
+    """
+    CREATE TABLE documents (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL UNIQUE,
+        sha256 TEXT NOT NULL,
+        title TEXT NOT NULL DEFAULT '',
+        doc_type TEXT,
+        site TEXT,
+        partnership TEXT,
+        published TEXT,
+        tags TEXT NOT NULL DEFAULT '[]',
+        visibility TEXT NOT NULL DEFAULT 'public' CHECK (visibility IN ('public', 'partners', 'curators')),
+        status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'retired')),
+        added_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        original_name TEXT,
+        mime TEXT,
+        stored_path TEXT,
+        source_publication TEXT,
+        original_title TEXT,
+        body TEXT NOT NULL DEFAULT '',
+        signature BLOB,
+        dup_of INTEGER REFERENCES documents(id) ON DELETE SET NULL,
+        dup_score REAL
+    );
+    CREATE INDEX documents_sha ON documents(sha256);
+    CREATE INDEX documents_site ON documents(site);
+    CREATE INDEX documents_type ON documents(doc_type);
+    CREATE TABLE chunks (
+        id INTEGER PRIMARY KEY,
+        doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+        ordinal INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        heading TEXT NOT NULL DEFAULT '',
+        page INTEGER,
+        char_start INTEGER NOT NULL,
+        char_end INTEGER NOT NULL,
+        tokens INTEGER NOT NULL,
+        text_hash TEXT NOT NULL,
+        UNIQUE (doc_id, ordinal)
+    );
+    CREATE INDEX chunks_hash ON chunks(text_hash);
+    CREATE TABLE embeddings (
+        model TEXT NOT NULL,
+        text_hash TEXT NOT NULL,
+        vector BLOB NOT NULL,
+        PRIMARY KEY (model, text_hash)
+    ) WITHOUT ROWID;
+    CREATE VIRTUAL TABLE chunks_fts USING fts5(
+        text, title, heading, tokenize = 'porter unicode61 remove_diacritics 2'
+    );
+    CREATE TABLE doc_bands (
+        band TEXT NOT NULL,
+        doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+        PRIMARY KEY (band, doc_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta (key, value) VALUES ('generation', '0');
+    """,
+]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to date; returns the resulting version."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    return len(MIGRATIONS)

@@ -1,0 +1,198 @@
+"""Typed values passed between loaders, the core and the edges."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+VISIBILITIES = ("public", "partners", "curators")
+DOC_STATUSES = ("active", "retired")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One structural piece of a loaded document: a heading or a paragraph, with its page."""
+
+    text: str
+    kind: str = "para"  # "heading" or "para"
+    level: int = 0  # heading level 1-6; 0 for paragraphs
+    page: int | None = None
+
+
+@dataclass
+class LoadedDocument:
+    """What a loader returns: the document's blocks plus whatever metadata the file itself carries."""
+
+    blocks: list[Block]
+    title: str | None = None
+    published: str | None = None
+    mime: str = "text/plain"
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DocMeta:
+    """Curated metadata about a document (from sidecars, a manifest, CLI flags or the curator)."""
+
+    title: str | None = None
+    doc_type: str | None = None
+    site: str | None = None
+    partnership: str | None = None
+    published: str | None = None
+    tags: list[str] = field(default_factory=list)
+    visibility: str | None = None
+    source_publication: str | None = None
+    original_title: str | None = None
+
+    def merged(self, other: "DocMeta") -> "DocMeta":
+        """`other`'s values win where set; tags are the union of both."""
+        out = DocMeta(**asdict(self))
+        for key, value in asdict(other).items():
+            if key == "tags":
+                out.tags = list(dict.fromkeys([*self.tags, *value]))
+            elif value not in (None, ""):
+                setattr(out, key, value)
+        return out
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a document small enough to embed, with where it came from."""
+
+    ordinal: int
+    text: str
+    heading: str  # heading path, " > " separated
+    page: int | None
+    char_start: int
+    char_end: int
+    tokens: int
+
+
+@dataclass
+class Document:
+    id: int
+    source: str
+    sha256: str
+    title: str
+    doc_type: str | None
+    site: str | None
+    partnership: str | None
+    published: str | None
+    tags: list[str]
+    visibility: str
+    status: str
+    added_at: str
+    updated_at: str
+    original_name: str | None
+    mime: str | None
+    stored_path: str | None
+    source_publication: str | None
+    original_title: str | None
+    dup_of: int | None
+    chunk_count: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Hit:
+    """One search result: a chunk, its document's metadata, a highlighted snippet and a score."""
+
+    doc_id: int
+    chunk_id: int
+    ordinal: int
+    title: str
+    source: str
+    site: str | None
+    doc_type: str | None
+    published: str | None
+    page: int | None
+    heading: str
+    text: str
+    snippet: str
+    score: float
+    also_in: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SearchResult:
+    query: str
+    mode: str
+    took_ms: float
+    hits: list[Hit]
+    total: int  # hits before paging, after folding
+    facets: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "query": self.query,
+            "mode": self.mode,
+            "took_ms": round(self.took_ms, 2),
+            "total": self.total,
+            "hits": [h.to_dict() for h in self.hits],
+        }
+
+
+@dataclass
+class Filters:
+    """Restrictions applied inside search (SQL and FAISS selectors), never after it."""
+
+    site: list[str] = field(default_factory=list)
+    doc_type: list[str] = field(default_factory=list)
+    tag: list[str] = field(default_factory=list)
+    year: list[int] = field(default_factory=list)
+    date_from: str | None = None
+    date_to: str | None = None
+    visibility: tuple[str, ...] = VISIBILITIES  # what the reader may see
+    doc_ids: list[int] | None = None
+
+    def is_unrestricted(self) -> bool:
+        return not (self.site or self.doc_type or self.tag or self.year or self.date_from or self.date_to
+                    or self.doc_ids is not None) and set(self.visibility) >= set(VISIBILITIES)
+
+
+@dataclass
+class ItemOutcome:
+    """What happened to one file during ingestion."""
+
+    name: str
+    status: str  # added | updated | unchanged | duplicate | failed | pruned
+    reason: str = ""
+    doc_id: int | None = None
+    chunks: int = 0
+
+
+@dataclass
+class IngestReport:
+    items: list[ItemOutcome] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for i in self.items if i.status == status)
+
+    @property
+    def failed(self) -> list[ItemOutcome]:
+        return [i for i in self.items if i.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> dict:
+        keys = ("added", "updated", "unchanged", "duplicate", "failed", "pruned")
+        return {k: self.count(k) for k in keys}
+
+
+@dataclass
+class NewDocument:
+    """A loaded file on its way into the store."""
+
+    source: str
+    sha256: str
+    loaded: LoadedDocument
+    meta: DocMeta
+    original_name: str | None = None
+    stored_path: str | None = None
+    label: str | None = None  # how reports name it (the path given, the upload's name)

