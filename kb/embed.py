@@ -29,6 +29,16 @@ def resolve_model(name: str) -> str:
 class Embedder:
     """Turns texts into normalized float32 vectors and counts tokens with the model's tokenizer."""
 
+    _shared: dict[tuple[str, int], "Embedder"] = {}
+
+    @classmethod
+    def shared(cls, model: str = DEFAULT_MODEL, batch_size: int = 32) -> "Embedder":
+        """One instance per model in a process, so the model loads once (CLI, web app, tests)."""
+        key = (model, batch_size)
+        if key not in cls._shared:
+            cls._shared[key] = cls(model, batch_size)
+        return cls._shared[key]
+
     def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 32, query_cache: int = 1024):
         self.model_id = model
         self.batch_size = batch_size
@@ -49,6 +59,8 @@ class Embedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         from sentence_transformers import SentenceTransformer
 
         path = resolve_model(self.model_id)

@@ -8,7 +8,7 @@ MIGRATIONS: list[str] = [
     # 1: documents, chunks, embedding cache, full-text index, bookkeeping
     """
     CREATE TABLE documents (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         source TEXT NOT NULL UNIQUE,
         sha256 TEXT NOT NULL,
         title TEXT NOT NULL DEFAULT '',
@@ -35,7 +35,7 @@ MIGRATIONS: list[str] = [
     CREATE INDEX documents_site ON documents(site);
     CREATE INDEX documents_type ON documents(doc_type);
     CREATE TABLE chunks (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
         ordinal INTEGER NOT NULL,
         text TEXT NOT NULL,

@@ -1,0 +1,113 @@
+"""Shared fixtures: temporary collections, the real bundled model, a fast fake embedder, file makers."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+from kb.collection import KnowledgeBase  # noqa: E402
+from kb.embed import Embedder  # noqa: E402
+from kb.settings import Settings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+
+class FakeEmbedder:
+    """Deterministic bag-of-words hashing vectors: fast, for unit tests of pure logic only."""
+
+    model_id = "fake"
+    dim = 64
+    max_tokens = 256
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def encode(self, texts):
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                out[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-9)
+
+    def encode_query(self, text):
+        return self.encode([text])[0]
+
+
+@pytest.fixture
+def fake_kb(tmp_path):
+    kb = KnowledgeBase.open(Settings(data_dir=tmp_path / "data", model="fake"), FakeEmbedder())
+    yield kb
+    kb.close()
+
+
+@pytest.fixture(scope="session")
+def model() -> Embedder:
+    """The real bundled all-MiniLM-L6-v2, loaded once for the whole run."""
+    embedder = Embedder.shared()
+    embedder.model  # load now, so test timings are honest
+    return embedder
+
+
+@pytest.fixture
+def real_kb(tmp_path, model):
+    kb = KnowledgeBase.open(Settings(data_dir=tmp_path / "data"), model)
+    yield kb
+    kb.close()
+
+
+def make_pdf(pages: list[list[tuple[str, str]]], title: str | None = None) -> bytes:
+    """A PDF with one list of (kind, text) per page; kind 'h1'/'h2' adds an outline entry."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=11)
+    if title:
+        pdf.set_title(title)
+    for page in pages:
+        pdf.add_page()
+        for kind, text in page:
+            if kind.startswith("h"):
+                pdf.start_section(text, level=int(kind[1]) - 1)
+                pdf.set_font("helvetica", "B", 14)
+                pdf.multi_cell(0, 8, text, new_x="LMARGIN", new_y="NEXT")
+                pdf.set_font("helvetica", size=11)
+            else:
+                pdf.multi_cell(0, 6, text, new_x="LMARGIN", new_y="NEXT")
+                pdf.ln(4)
+    return bytes(pdf.output())
+
+
+def make_docx(items: list[tuple[str, str]], title: str | None = None) -> bytes:
+    import docx
+
+    document = docx.Document()
+    if title:
+        document.core_properties.title = title
+    for kind, text in items:
+        if kind.startswith("h"):
+            document.add_heading(text, level=int(kind[1]))
+        else:
+            document.add_paragraph(text)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def encrypted_pdf(data: bytes, password: str = "secret") -> bytes:
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
+    writer.encrypt(password)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()

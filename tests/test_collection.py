@@ -1,0 +1,186 @@
+"""Store and index kept in step (real SQLite, real FAISS; fake vectors for speed)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+from conftest import FakeEmbedder
+from kb.collection import KnowledgeBase
+from kb.errors import BadRequest, Busy, NotFound
+from kb.index import VectorIndex
+from kb.models import Block, DocMeta, Filters, LoadedDocument, NewDocument
+from kb.search import Searcher
+from kb.settings import Settings
+
+
+def new_doc(source: str, paragraphs: list[str], **meta) -> NewDocument:
+    blocks = [Block(p, "para") for p in paragraphs]
+    return NewDocument(source, f"sha-{source}-{hash(tuple(paragraphs))}", LoadedDocument(blocks), DocMeta(**meta))
+
+
+def add(kb, *docs):
+    with kb.writing():
+        return kb.add_batch(list(docs))
+
+
+def in_step(kb) -> bool:
+    return kb.check()["in_step"]
+
+
+def test_add_search_remove_keep_store_and_index_in_step(fake_kb):
+    out = add(fake_kb,
+              new_doc("a", ["volunteers in plymouth build trust"], site="Plymouth", doc_type="learning-report"),
+              new_doc("b", ["well newham covers newham"], site="Newham", doc_type="profile"))
+    assert [o.status for o in out] == ["added", "added"]
+    assert in_step(fake_kb)
+    hits = Searcher(fake_kb).search("newham partnership", k=5).hits
+    assert hits[0].title and hits[0].site == "Newham"
+    fake_kb.remove(out[1].doc_id)
+    assert in_step(fake_kb)
+    assert all(h.doc_id != out[1].doc_id for h in Searcher(fake_kb).search("newham", k=5).hits)
+    with pytest.raises(NotFound):
+        fake_kb.store.get(out[1].doc_id)
+
+
+def test_a_changed_document_replaces_its_chunks(fake_kb):
+    add(fake_kb, new_doc("a", ["old words about apples"]))
+    first_ids = set(fake_kb.store.chunk_ids().tolist())
+    out = add(fake_kb, new_doc("a", ["new words about pears"]))
+    assert out[0].status == "updated"
+    assert not first_ids & set(fake_kb.store.chunk_ids().tolist())
+    assert in_step(fake_kb)
+    assert Searcher(fake_kb).search("pears", mode="keyword").hits
+    assert not Searcher(fake_kb).search("apples", mode="keyword").hits
+
+
+@pytest.mark.parametrize("filters, expected", [
+    (Filters(site=["Leeds"]), {"leeds"}),
+    (Filters(doc_type=["profile"]), {"newham"}),
+    (Filters(year=[2020]), {"leeds"}),
+    (Filters(tag=["volunteers"]), {"leeds", "newham"}),
+    (Filters(visibility=("public",)), {"newham", "retired-later"}),
+    (Filters(date_from="2021-01-01", date_to="2021-12-31"), {"newham", "retired-later"}),
+])
+@pytest.mark.parametrize("mode", ["dense", "keyword", "hybrid"])
+def test_filters_apply_inside_every_retriever(fake_kb, filters, expected, mode):
+    add(fake_kb,
+        new_doc("leeds", ["community learning story told in leeds"], site="Leeds", published="2020-05-01",
+                tags=["volunteers"], visibility="partners"),
+        new_doc("newham", ["community learning story from newham people"], site="Newham", doc_type="profile",
+                published="2021-02-01", tags=["volunteers"]),
+        new_doc("retired-later", ["community learning story by a croydon team"], site="Croydon", published="2021-03-01"))
+    hits = Searcher(fake_kb).search("community learning story", k=10, filters=filters, mode=mode).hits
+    assert {h.source for h in hits} == expected
+
+
+def test_retired_documents_are_hidden_and_restorable(fake_kb):
+    out = add(fake_kb, new_doc("a", ["unique zebra passage"]))
+    fake_kb.set_status(out[0].doc_id, "retired")
+    for mode in ("dense", "keyword", "hybrid"):
+        assert not Searcher(fake_kb).search("zebra", mode=mode).hits
+    fake_kb.set_status(out[0].doc_id, "active")
+    assert Searcher(fake_kb).search("zebra", mode="keyword").hits
+
+
+def test_metadata_edit_takes_effect_without_reembedding(fake_kb):
+    out = add(fake_kb, new_doc("a", ["grant passage"], site="Leeds"))
+    embedded = fake_kb.store.count("embeddings")
+    fake_kb.update(out[0].doc_id, {"site": "Coventry", "title": "Renamed report"})
+    hit = Searcher(fake_kb).search("renamed", mode="keyword").hits[0]
+    assert (hit.site, hit.title) == ("Coventry", "Renamed report")
+    assert fake_kb.store.count("embeddings") == embedded
+    with pytest.raises(BadRequest):
+        fake_kb.update(out[0].doc_id, {"visibility": "everyone"})
+
+
+def test_identical_chunk_texts_are_embedded_once(fake_kb, monkeypatch):
+    calls = []
+    original = fake_kb.embedder.encode
+    monkeypatch.setattr(fake_kb.embedder, "encode", lambda texts: calls.append(list(texts)) or original(texts))
+    add(fake_kb, new_doc("a", ["same words"], title="T"), new_doc("b", ["same words"], title="T"))
+    assert sum(len(c) for c in calls) == 1
+    add(fake_kb, new_doc("c", ["same words"], title="T"))
+    assert sum(len(c) for c in calls) == 1  # cached by (model, text hash)
+
+
+def test_near_duplicate_documents_are_recorded_and_folded(fake_kb):
+    text = [f"The programme gives each area up to five hundred thousand pounds, sentence {i}." for i in range(12)]
+    out = add(fake_kb, new_doc("outlet-1", text, title="Outlet one"),
+              new_doc("outlet-2", text[:11] + ["A different closing line from the second outlet."], title="Outlet two"))
+    assert fake_kb.store.get(out[1].doc_id).dup_of == out[0].doc_id
+    hits = Searcher(fake_kb).search("five hundred thousand pounds", k=10).hits
+    assert len({h.doc_id for h in hits}) == 1
+    assert hits[0].also_in and hits[0].also_in[0]["title"] in ("Outlet one", "Outlet two")
+
+
+def test_index_repaired_on_open_after_a_crash_between_store_and_index(tmp_path):
+    settings = Settings(data_dir=tmp_path / "d", model="fake")
+    kb = KnowledgeBase.open(settings, FakeEmbedder())
+    add(kb, new_doc("a", ["alpha text"]), new_doc("b", ["beta text"]))
+    saved = VectorIndex.load(kb.index_dir)
+    add(kb, new_doc("c", ["gamma text"]))
+    saved[0].save(kb.index_dir, saved[1].generation)  # as if the process died before saving the index
+    kb.close()
+    reopened = KnowledgeBase.open(settings, FakeEmbedder())
+    assert in_step(reopened)
+    assert Searcher(reopened).search("gamma", mode="dense").hits[0].source == "c"
+
+
+def test_reindex_rebuilds_from_stored_embeddings(fake_kb):
+    add(fake_kb, new_doc("a", ["alpha"]), new_doc("b", ["beta"]))
+    (fake_kb.index_dir / "vectors.faiss").write_bytes(b"garbage")
+    assert fake_kb.reindex() == 2
+    assert in_step(fake_kb)
+    manifest = json.loads((fake_kb.index_dir / "manifest.json").read_text())
+    assert manifest["count"] == 2 and manifest["kind"] == "flat" and manifest["model"] == "fake"
+
+
+def test_hnsw_index_kind_and_removal(tmp_path):
+    kb = KnowledgeBase.open(Settings(data_dir=tmp_path / "d", model="fake", index_kind="hnsw"), FakeEmbedder())
+    out = add(kb, *[new_doc(f"d{i}", [f"document number {i} words"]) for i in range(30)])
+    assert kb.index.kind == "hnsw"
+    kb.remove(out[0].doc_id)
+    assert in_step(kb)
+    assert Searcher(kb).search("document number 5", mode="dense", filters=Filters(site=[])).hits
+
+
+def test_a_second_writer_fails_clearly(tmp_path):
+    settings = Settings(data_dir=tmp_path / "d", model="fake")
+    first = KnowledgeBase.open(settings, FakeEmbedder())
+    second = KnowledgeBase.open(settings, FakeEmbedder())
+    with first.writing():
+        with pytest.raises(Busy, match="another process is writing"):
+            with second.writing(wait=0.2):
+                pass
+
+
+def test_schema_is_migrated_and_wal(fake_kb):
+    conn = sqlite3.connect(fake_kb.store.path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] >= 1
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"documents", "chunks", "embeddings", "chunks_fts", "doc_bands"} <= tables
+
+
+@pytest.mark.parametrize("kwargs", [{"k": 0}, {"k": 101}, {"mode": "magic"}, {"offset": -1}])
+def test_bad_search_parameters(fake_kb, kwargs):
+    with pytest.raises(BadRequest):
+        Searcher(fake_kb).search("anything", **kwargs)
+
+
+@pytest.mark.parametrize("query", ['"', "*", "NEAR(", "AND", "-", ":", "a:b", "x" * 100_000, "\x00\x01",
+                                   "🙂🙂", "שלום עולם", "((()))", "OR OR", "'; DROP TABLE documents; --"])
+def test_hostile_queries_never_raise_database_errors(fake_kb, query):
+    add(fake_kb, new_doc("a", ["ordinary text"]))
+    for mode in ("dense", "keyword", "hybrid"):
+        try:
+            result = Searcher(fake_kb).search(query, mode=mode)
+        except BadRequest as exc:  # only a query with nothing left to search may be refused
+            assert str(exc) == "the query is empty" and not query.strip("\x00\x01")
+            continue
+        assert isinstance(result.hits, list)
+    assert fake_kb.store.count() == 1

@@ -1,0 +1,88 @@
+"""Pure helpers: query parsing, fusion, snippets, near-duplicate signatures, dates, settings."""
+
+from __future__ import annotations
+
+import html
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kb import dedup, fusion
+from kb.errors import ConfigError
+from kb.query import fts_match, normalize, terms
+from kb.settings import Settings
+from kb.snippet import make_snippet
+from ingest.dates import normalize_date
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("How much did phase 2 sites get?", '"much" OR "phase" OR "2" OR "sites"'),
+    ('"unbalanced AND NEAR( -x:*', '"unbalanced" OR "near" OR "x"'),
+    ("the and of", '"the" OR "and" OR "of"'),
+    ("!!! ??? ...", None),
+    ("", None),
+])
+def test_fts_match_quotes_every_term(query, expected):
+    assert fts_match(query) == expected
+
+
+def test_normalize_drops_controls_and_caps_length():
+    assert normalize("a\x00b\u202ec  d") == "a b c d"
+    assert len(normalize("x" * 100_000)) == 1000
+    assert terms("Volunteers VOLUNTEERS volunteers") == ["volunteers"]
+
+
+def test_rrf_and_convex_fusion():
+    dense = [(1, 0.9), (2, 0.8), (3, 0.1)]
+    keyword = [(3, 12.0), (2, 6.0)]
+    assert [i for i, _ in fusion.rrf([dense, [(2, 6.0), (3, 1.0)]])] == [2, 3, 1]
+    fused = dict(fusion.convex(dense, keyword, 0.5))
+    assert fused[2] == pytest.approx(0.5 * 0.875 + 0.5 * 0.0)
+    assert fused[3] == pytest.approx(0.5)
+    assert fusion.convex([], [], 0.5) == []
+
+
+def test_snippet_marks_terms_and_escapes_html():
+    text = "Partnerships <script>alert(1)</script> in Newham & Leeds share learning about partnership work."
+    snippet = make_snippet(text, "partnership learning")
+    assert "<script>" not in snippet
+    assert "&lt;script&gt;" in snippet
+    assert "<mark>Partnerships</mark>" in snippet and "<mark>learning</mark>" in snippet
+
+
+@given(st.text(max_size=300), st.text(max_size=40))
+def test_snippet_is_always_well_formed(text, query):
+    snippet = make_snippet(text, query)
+    stripped = snippet.replace("<mark>", "").replace("</mark>", "")
+    assert "<" not in stripped and ">" not in stripped
+    assert snippet.count("<mark>") == snippet.count("</mark>")
+    assert html.unescape(stripped).replace("… ", "").replace(" …", "") in text or not text.strip()
+
+
+def test_near_duplicate_signatures():
+    base = " ".join(f"word{i} filler text number {i}" for i in range(60))
+    edited = base.replace("word7 ", "changed ")
+    other = " ".join(f"different{i} content here {i}" for i in range(60))
+    a, b, c = dedup.signature(base), dedup.signature(edited), dedup.signature(other)
+    assert dedup.similarity(a, b) > 0.8
+    assert dedup.similarity(a, c) < 0.1
+    assert set(dedup.band_keys(a)) & set(dedup.band_keys(b))
+    assert dedup.signature("too short") is None
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("2021-01-14", "2021-01-14"), ("2021-01-14T09:00:00Z", "2021-01-14"), ("2020-1", "2020-01"),
+    ("14 January 2021", "2021-01-14"), ("24 Jan 2020", "2020-01-24"), ("2021-02-30", None), ("soon", None),
+])
+def test_dates(raw, expected):
+    assert normalize_date(raw) == expected
+
+
+def test_settings_from_env_and_overrides(tmp_path):
+    s = Settings.from_env({"KB_DATA": str(tmp_path), "KB_CHUNK_TOKENS": "180"}, model="x")
+    assert s.data_dir == tmp_path and s.chunk_tokens == 180 and s.model == "x"
+    with pytest.raises(ConfigError):
+        Settings.from_env({"KB_INDEX": "annoy"})
+    with pytest.raises(ConfigError):
+        Settings.from_env({"KB_CHUNK_TOKENS": "many"})

@@ -1,0 +1,94 @@
+"""The JSON API: search, documents, similar documents, stats and its OpenAPI description."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+
+from kb.errors import BadRequest, NotFound
+from kb.models import Filters
+from kb.store import SORTABLE
+
+from . import access
+from .openapi import spec
+from .params import _int, search_request
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _kb():
+    return current_app.extensions["kb"]
+
+
+def _document(doc) -> dict:
+    data = doc.to_dict()
+    data.pop("stored_path", None)
+    data["url"] = f"/doc/{doc.id}"
+    data["file_url"] = f"/doc/{doc.id}/file" if doc.stored_path else None
+    return data
+
+
+def _visible(doc_id: int):
+    visibility = access.visibility()
+    doc = _kb().store.get(doc_id, visibility)
+    if doc.status != "active" and "curators" not in visibility:
+        raise NotFound(f"no document {doc_id}")
+    return doc
+
+
+@bp.get("/search")
+def search():
+    req = search_request(request.args, access.visibility())
+    if not req.q:
+        raise BadRequest("q is required")
+    result = current_app.extensions["searcher"].search(req.q, k=req.k, filters=req.filters, mode=req.mode,
+                                                       offset=req.offset)
+    payload = result.to_dict()
+    payload["facets"] = result.facets
+    return jsonify(payload)
+
+
+@bp.get("/documents")
+def documents():
+    known = {"site", "type", "year", "tag", "limit", "offset", "sort", "order"}
+    unknown = set(request.args) - known
+    if unknown:
+        raise BadRequest(f"unknown parameter {sorted(unknown)[0]!r}")
+    years = [int(y) for y in request.args.getlist("year") if y.isdigit()]
+    filters = Filters(site=request.args.getlist("site"), doc_type=request.args.getlist("type"),
+                      tag=request.args.getlist("tag"), year=years, visibility=access.visibility())
+    sort = request.args.get("sort", "id")
+    if sort not in SORTABLE:
+        raise BadRequest(f"sort must be one of {', '.join(SORTABLE)}")
+    limit = _int(request.args, "limit", 100, 1, 1000)
+    offset = _int(request.args, "offset", 0, 0, 1_000_000)
+    kb = _kb()
+    docs = kb.store.documents(filters, sort=sort, descending=request.args.get("order") == "desc",
+                              limit=limit, offset=offset)
+    return jsonify(total=kb.store.count_documents(filters), documents=[_document(d) for d in docs])
+
+
+@bp.get("/documents/<int:doc_id>")
+def document(doc_id: int):
+    doc = _visible(doc_id)
+    data = _document(doc)
+    data["chunks"] = [dict(row) for row in _kb().store.chunks_of(doc_id)]
+    return jsonify(data)
+
+
+@bp.get("/documents/<int:doc_id>/similar")
+def similar(doc_id: int):
+    _visible(doc_id)
+    k = _int(request.args, "k", 5, 1, 50)
+    kb = _kb()
+    found = current_app.extensions["searcher"].similar(doc_id, k, access.visibility())
+    return jsonify(doc_id=doc_id, similar=[{**_document(kb.store.get(i)), "score": round(s, 6)} for i, s in found])
+
+
+@bp.get("/stats")
+def stats():
+    return jsonify(_kb().stats(access.visibility()))
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(spec())
