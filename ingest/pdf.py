@@ -15,6 +15,7 @@ from .textfile import clean
 
 logging.getLogger("pypdf").setLevel(logging.ERROR)
 _SENTENCE_END = re.compile(r"[.!?:;\"”)]$")
+_PAGE_NUMBER = re.compile(r"^\s*(page\s*)?\d{1,4}(\s*(of|/)\s*\d{1,4})?\s*$", re.I)
 
 
 def load_pdf(data: bytes, name: str, max_pages: int = 2000, max_seconds: float = 60.0) -> LoadedDocument:
@@ -43,20 +44,45 @@ def load_pdf(data: bytes, name: str, max_pages: int = 2000, max_seconds: float =
         raise LoadError(f"PDF has {pages} pages, more than the limit of {max_pages}")
 
     headings = _outline(reader)
-    blocks: list[Block] = []
+    texts = []
     for number in range(pages):
         if time.monotonic() - started > max_seconds:
             raise LoadError(f"PDF text extraction took longer than {max_seconds:g} s (page {number + 1})")
         try:
-            text = reader.pages[number].extract_text() or ""
-        except Exception as exc:  # a broken page must not lose the file's other pages
+            texts.append(clean(reader.pages[number].extract_text() or ""))
+        except LoadError:
+            raise LoadError(f"page {number + 1} holds binary data, not text") from None
+        except Exception as exc:  # pypdf raises many kinds for a broken page
             raise LoadError(f"corrupt PDF: page {number + 1}: {_short(exc)}") from None
-        blocks.extend(_page_blocks(clean(text), number + 1, headings.get(number, [])))
+    blocks: list[Block] = []
+    for number, text in enumerate(strip_running_lines(texts)):
+        blocks.extend(_page_blocks(text, number + 1, headings.get(number, [])))
     if not any(b.kind == "para" for b in blocks):
         raise LoadError("no text found: scanned PDF without a text layer?")
     info = _info(reader)
     title = info.get("title") or next((b.text for b in blocks if b.kind == "heading"), None)
     return LoadedDocument(blocks=blocks, title=title, published=info.get("published"), mime="application/pdf")
+
+
+def strip_running_lines(pages: list[str]) -> list[str]:
+    """Drop page numbers and running headers or footers (the same first or last line on most pages)."""
+    def key(line: str) -> str:
+        return re.sub(r"\d+", "#", " ".join(line.split()).lower())
+
+    edges: dict[str, int] = {}
+    for text in pages:
+        lines = [line for line in text.split("\n") if line.strip()]
+        for line in {*lines[:1], *lines[-1:]}:
+            edges[key(line)] = edges.get(key(line), 0) + 1
+    running = {k for k, n in edges.items() if len(pages) >= 3 and n >= max(3, len(pages) // 2)}
+    out = []
+    for text in pages:
+        lines = text.split("\n")
+        kept = [line for i, line in enumerate(lines)
+                if not _PAGE_NUMBER.match(line) and not (key(line) in running and line.strip()
+                                                         and (i < 2 or i >= len(lines) - 2))]
+        out.append("\n".join(kept))
+    return out
 
 
 def _outline(reader) -> dict[int, list[tuple[int, str]]]:

@@ -22,6 +22,7 @@ from .snippet import make_snippet
 MODES = ("hybrid", "dense", "keyword")
 MAX_K = 100
 FOLD_OVERLAP = 0.6
+PER_DOCUMENT = 2  # passages of one document shown before other documents get their turn
 
 
 def validate(query: str, k: int, mode: str, offset: int = 0) -> str:
@@ -83,7 +84,7 @@ class Searcher:
         depth = max(self.kb.settings.candidates, offset + 3 * k)
         ranked = self.candidates(text, filters, mode, depth)
         rows = self.kb.store.chunk_rows([i for i, _ in ranked])
-        hits = fold([(rows[i], score) for i, score in ranked if i in rows])
+        hits = spread(fold([(rows[i], score) for i, score in ranked if i in rows]), PER_DOCUMENT)
         page = hits[offset:offset + k]
         result = [_hit(row, score, also, text) for row, score, also in page]
         return SearchResult(query=text, mode=mode, took_ms=(time.perf_counter() - started) * 1000,
@@ -132,6 +133,16 @@ def fold(ranked: list) -> list[tuple]:
             kept.append((row, score, []))
             grams.append(mine)
     return kept
+
+
+def spread(hits: list[tuple], per_doc: int) -> list[tuple]:
+    """Keep the order, but move a document's passages beyond its first `per_doc` after the rest."""
+    seen: Counter = Counter()
+    first, later = [], []
+    for hit in hits:
+        seen[hit[0]["doc_id"]] += 1
+        (first if seen[hit[0]["doc_id"]] <= per_doc else later).append(hit)
+    return first + later
 
 
 def facets(rows: list) -> dict[str, dict[str, int]]:

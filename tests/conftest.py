@@ -111,3 +111,30 @@ def encrypted_pdf(data: bytes, password: str = "secret") -> bytes:
     buffer = io.BytesIO()
     writer.write(buffer)
     return buffer.getvalue()
+
+
+CORPUS = ROOT / "corpus"
+
+
+@pytest.fixture(scope="session")
+def corpus_kb(tmp_path_factory, model):
+    """The sample corpus ingested once, with the real model, for the corpus, web and browser tests."""
+    from ingest.pipeline import ingest_paths
+
+    kb = KnowledgeBase.open(Settings(data_dir=tmp_path_factory.mktemp("corpus") / "data"), model)
+    report = ingest_paths(kb, [CORPUS])
+    kb.ingest_report = report
+    return kb
+
+
+@pytest.fixture(scope="session")
+def corpus_app(corpus_kb):
+    from web import create_app
+
+    app = create_app(corpus_kb.settings, {"TESTING": True}, kb=corpus_kb)
+    return app
+
+
+@pytest.fixture
+def client(corpus_app):
+    return corpus_app.test_client()

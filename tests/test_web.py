@@ -1,0 +1,170 @@
+"""Every route through the Flask test client, on the sample corpus with the real model."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import CORPUS
+from ingest.pipeline import ingest_paths
+from kb.collection import KnowledgeBase
+from kb.models import DocMeta
+from kb.settings import Settings
+
+PARTNERS_ONLY = "Lived experience and mental health: Leeds phase 1 learning report"
+
+
+def doc_id(kb, rel: str) -> int:
+    return kb.store.find(str((CORPUS / rel).resolve())).id
+
+
+def test_overview_without_a_query(client):
+    html = client.get("/").get_data(as_text=True)
+    assert "Latest documents" in html and "By site" in html and "Newham" in html
+    assert 'autofocus' in html and 'role="search"' in html
+
+
+def test_search_page_answers_a_paraphrased_question(client):
+    html = client.get("/?q=which+partnership+covers+Newham").get_data(as_text=True)
+    first = re.search(r'<li class="hit">(.*?)</li>', html, re.S).group(1)
+    assert "Area profile: Newham" in first and "<mark>" in first
+    assert re.search(r'href="/doc/\d+\?hl=\d+#chunk-\d+"', first)
+
+
+def test_facets_filter_combine_and_clear(client):
+    html = client.get("/?q=partnership&type=profile&site=Leeds").get_data(as_text=True)
+    titles = re.findall(r'<h2><a href="[^"]+">([^<]+)</a></h2>', html)
+    assert titles and all(t == "Area profile: Leeds" for t in titles)
+    assert "Clear all filters" in html and 'aria-pressed="true"' in html
+
+
+def test_pagination_keeps_state_in_the_url(client):
+    first = client.get("/?q=funding&k=5").get_data(as_text=True)
+    assert 'rel="next"' in first
+    next_url = re.search(r'<a rel="next" href="([^"]+)"', first).group(1).replace("&amp;", "&")
+    assert "q=funding" in next_url and "page=2" in next_url
+    second = client.get(next_url).get_data(as_text=True)
+    assert 'start="6"' in second and 'rel="prev"' in second
+
+
+def test_no_results_offers_to_drop_filters(client):
+    html = client.get("/?q=volunteers&site=Atlantis").get_data(as_text=True)
+    assert "No passages match" in html and "Search again without filters" in html
+
+
+def test_document_page_highlights_the_chunk_and_links_the_original(client, corpus_kb):
+    pdf = doc_id(corpus_kb, "docs/learning-report-plymouth.pdf")
+    html = client.get(f"/doc/{pdf}?hl=3").get_data(as_text=True)
+    assert 'id="chunk-3" class="chunk hit"' in html
+    assert re.search(rf'href="/doc/{pdf}/file#page=\d+"', html)
+    assert "More like this" in html
+    response = client.get(f"/doc/{pdf}/file")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    assert response.data.startswith(b"%PDF")
+
+
+def test_bad_page_parameters_are_messages_not_tracebacks(client):
+    response = client.get("/?q=x&k=abc")
+    assert response.status_code == 400 and "k must be a whole number" in response.get_data(as_text=True)
+    assert client.get("/doc/999999").status_code == 404
+    assert "Traceback" not in client.get("/?q=x&year=20x").get_data(as_text=True)
+
+
+def test_api_search_shape(client):
+    data = client.get("/api/search?q=how+much+did+phase+2+sites+get&k=3").get_json()
+    assert set(data) >= {"query", "took_ms", "hits"} and len(data["hits"]) == 3
+    for hit in data["hits"]:
+        assert set(hit) >= {"doc_id", "title", "source", "site", "doc_type", "published", "page", "heading",
+                            "text", "snippet", "score"}
+    assert any("£450,000" in h["text"] for h in data["hits"])
+
+
+@pytest.mark.parametrize("query, status, message", [
+    ("q=x&k=-1", 400, "k must be between"),
+    ("q=x&k=100000", 400, "k must be between"),
+    ("q=x&k=ten", 400, "whole number"),
+    ("q=x&colour=red", 400, "unknown parameter"),
+    ("q=x&mode=magic", 400, "mode must be"),
+    ("q=x&year=nineteen", 400, "year must be"),
+    ("q=", 400, "q is required"),
+    ("k=3", 400, "q is required"),
+])
+def test_api_search_bad_parameters(client, query, status, message):
+    response = client.get(f"/api/search?{query}")
+    assert response.status_code == status
+    error = response.get_json()["error"]
+    assert set(error) == {"code", "message"} and message in error["message"]
+
+
+def test_api_documents_and_similar(client, corpus_kb):
+    listing = client.get("/api/documents").get_json()
+    assert listing["total"] == len(listing["documents"]) > 10
+    newham = doc_id(corpus_kb, "docs/profile-newham.md")
+    doc = client.get(f"/api/documents/{newham}").get_json()
+    assert doc["partnership"] == "Well Newham" and doc["chunks"]
+    similar = client.get(f"/api/documents/{newham}/similar").get_json()["similar"]
+    assert similar and all(s["id"] != newham for s in similar)
+    assert client.get("/api/documents/999999").get_json()["error"]["code"] == "not_found"
+    assert client.get("/api/documents/999999/similar").status_code == 404
+    assert client.get("/api/documents?bogus=1").status_code == 400
+
+
+def test_api_stats_and_health(client):
+    stats = client.get("/api/stats").get_json()
+    assert stats["by_site"]["Newham"] == 1 and stats["index"]["kind"] == "flat"
+    assert client.get("/healthz").get_json()["status"] == "ok"
+
+
+def test_openapi_matches_the_routes(corpus_app, client):
+    spec = client.get("/api/openapi.json").get_json()
+    routes = {re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", r.rule) for r in corpus_app.url_map.iter_rules()
+              if r.rule.startswith("/api/")}
+    assert set(spec["paths"]) == routes
+    for path, item in spec["paths"].items():
+        for name in re.findall(r"{(\w+)}", path):
+            assert any(p["name"] == name and p["in"] == "path" for p in item["get"]["parameters"])
+
+
+def test_partners_only_document_never_reaches_anonymous_visitors(client, corpus_kb):
+    hidden = doc_id(corpus_kb, "docs/learning-report-leeds.md")
+    query = "lived experience and mental health in Leeds"
+    html = client.get(f"/?q={query}").get_data(as_text=True)
+    assert PARTNERS_ONLY not in html
+    data = client.get(f"/api/search?q={query}&k=100").get_json()
+    assert all(h["doc_id"] != hidden for h in data["hits"])
+    assert data["facets"]["doc_type"].get("learning-report") == 2  # Croydon and Plymouth, not Leeds
+    stats = client.get("/api/stats").get_json()
+    assert stats["documents"] == corpus_kb.store.count() - 1 and stats["by_site"]["Leeds"] == 1
+    assert all(d["id"] != hidden for d in client.get("/api/documents").get_json()["documents"])
+    assert PARTNERS_ONLY not in client.get("/").get_data(as_text=True)
+    for url in (f"/doc/{hidden}", f"/doc/{hidden}/file", f"/api/documents/{hidden}",
+                f"/api/documents/{hidden}/similar"):
+        assert client.get(url).status_code == 404, url
+    for other in client.get("/api/documents").get_json()["documents"]:
+        similar = client.get(f"/api/documents/{other['id']}/similar?k=50").get_json()["similar"]
+        assert all(s["id"] != hidden for s in similar)
+
+
+def test_security_headers(client):
+    headers = client.get("/").headers
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_hostile_text_is_escaped_everywhere(tmp_path, model):
+    from web import create_app
+
+    payload = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "evil.md").write_text(f"# {payload}\n\nPartnership text about {payload} volunteers.\n")
+    kb = KnowledgeBase.open(Settings(data_dir=tmp_path / "data"), model)
+    assert ingest_paths(kb, [folder], DocMeta(title=payload, site=payload)).ok
+    client = create_app(kb.settings, {"TESTING": True}, kb=kb).test_client()
+    pages = [client.get(f"/?q={q}").get_data(as_text=True) for q in ("volunteers", payload)]
+    pages.append(client.get("/doc/1?hl=0").get_data(as_text=True))
+    pages.append(client.get("/").get_data(as_text=True))
+    for html in pages:
+        assert "<script>alert" not in html and "<img src=x" not in html
+        assert "&lt;script&gt;" in html
