@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--type", dest="doc_type", action="append", default=[])
     p.add_argument("--tag", action="append", default=[])
     p.add_argument("--year", type=int, action="append", default=[])
+    p.add_argument("--from", dest="date_from", metavar="DATE", help="published on or after (YYYY-MM-DD)")
+    p.add_argument("--to", dest="date_to", metavar="DATE", help="published on or before")
     p.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
     p.add_argument("--json", action="store_true")
 
@@ -116,7 +118,8 @@ def cmd_search(settings: Settings, args) -> int:
     from .search import Searcher
 
     kb = _open(settings)
-    filters = Filters(site=args.site, doc_type=args.doc_type, tag=args.tag, year=args.year)
+    filters = Filters(site=args.site, doc_type=args.doc_type, tag=args.tag, year=args.year,
+                      date_from=args.date_from, date_to=args.date_to)
     result = Searcher(kb).search(args.query, k=args.k, filters=filters, mode=args.mode)
     if args.json:
         payload = result.to_dict()

@@ -113,12 +113,15 @@ class KnowledgeBase:
         return index
 
     def _texts_for_hashes(self, hashes: list[str]) -> dict[str, str]:
+        """The embedding input behind each hash, rebuilt as `add_batch` made it."""
         wanted, out = set(hashes), {}
         rows = self.store.conn.execute(
-            "SELECT c.text, c.heading, c.text_hash, d.title FROM chunks c JOIN documents d ON d.id = c.doc_id")
-        for text, heading, h, title in rows:
+            "SELECT c.text, c.heading, c.text_hash, d.title, d.original_name, d.source "
+            "FROM chunks c JOIN documents d ON d.id = c.doc_id")
+        for text, heading, h, title, original, source in rows:
             if h in wanted:
-                out[h] = embed_text(title, heading, text)
+                made_up = title == Path(original or source).stem
+                out[h] = embed_text("" if made_up else title, heading, text)
         return out
 
     def _index_kind(self, count: int) -> str:
@@ -178,8 +181,8 @@ class KnowledgeBase:
         index = self.index
         prepared = []
         for doc in docs:
-            title = doc.meta.title or doc.loaded.title or Path(doc.original_name or doc.source).stem
-            doc.meta.title = title
+            title = doc.meta.title or doc.loaded.title or ""  # embedded: never a made-up file name
+            doc.meta.title = title or Path(doc.original_name or doc.source).stem
             body, chunks = chunk_blocks(doc.loaded.blocks, self.embedder.count_tokens,
                                         self.settings.chunk_tokens, self.settings.chunk_overlap, title)
             texts = [embed_text(title, c.heading, c.text) for c in chunks]

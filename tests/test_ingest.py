@@ -1,0 +1,103 @@
+"""The ingest run: metadata sources and their precedence, duplicates, symlinks, manifests."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ingest.pipeline import ingest_paths
+from kb.models import DocMeta
+
+
+def by_name(kb, name):
+    return next(d for d in kb.store.documents(include_retired=True) if d.original_name == name)
+
+
+def test_metadata_precedence_file_manifest_sidecar_flags(fake_kb, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_text("---\ntitle: From front matter\ndate: 2020-01-01\n---\nSome text here.\n")
+    (folder / "b.md").write_text("# Heading title\n\nOther text.\n")
+    (folder / "manifest.csv").write_text(
+        "path,title,doc_type,site,published,tags,visibility\n"
+        "a.md,From manifest,guidance,Leeds,2021-05-01,alpha;beta,public\n"
+        "b.md,,profile,Newham,,gamma,\n")
+    (folder / "a.md.meta.json").write_text(json.dumps({"site": "Croydon", "tags": ["delta"]}))
+    report = ingest_paths(fake_kb, [folder], DocMeta(tags=["flagged"], visibility="partners"))
+    assert report.ok and report.count("added") == 2
+    a, b = by_name(fake_kb, "a.md"), by_name(fake_kb, "b.md")
+    assert (a.title, a.doc_type, a.site, a.published) == ("From manifest", "guidance", "Croydon", "2021-05-01")
+    assert a.tags == ["alpha", "beta", "delta", "flagged"] and a.visibility == "partners"
+    assert (b.title, b.site, b.doc_type) == ("Heading title", "Newham", "profile")
+
+
+def test_manifest_metadata_change_updates_without_reloading(fake_kb, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("Plain words.")
+    (folder / "manifest.csv").write_text("path,site\na.txt,Leeds\n")
+    ingest_paths(fake_kb, [folder])
+    (folder / "manifest.csv").write_text("path,site\na.txt,Plymouth\n")
+    report = ingest_paths(fake_kb, [folder])
+    assert report.items[0].status == "updated" and report.items[0].reason == "metadata only"
+    assert by_name(fake_kb, "a.txt").site == "Plymouth"
+
+
+def test_manifest_lists_missing_file_and_bad_metadata(fake_kb, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "ok.txt").write_text("Fine.")
+    (folder / "bad.txt").write_text("Fine too.")
+    (folder / "manifest.csv").write_text("path,published,visibility\nok.txt,2021-01-01,public\n"
+                                        "bad.txt,someday,public\ngone.txt,,\n")
+    report = ingest_paths(fake_kb, [folder])
+    reasons = {os.path.basename(i.name): (i.status, i.reason) for i in report.items}
+    assert reasons["ok.txt"][0] == "added"
+    assert reasons["bad.txt"][0] == "failed" and "not a date" in reasons["bad.txt"][1]
+    assert reasons["gone.txt"] == ("failed", "listed in manifest.csv but missing")
+
+
+def test_same_bytes_are_skipped_as_duplicates(fake_kb, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "one.txt").write_text("Identical content in two files.")
+    (folder / "two.txt").write_text("Identical content in two files.")
+    report = ingest_paths(fake_kb, [folder])
+    outcome = {os.path.basename(i.name): i for i in report.items}
+    assert (outcome["one.txt"].status, outcome["two.txt"].status) == ("added", "duplicate")
+    assert "same bytes as" in outcome["two.txt"].reason
+    assert fake_kb.store.count() == 1
+
+
+@pytest.mark.parametrize("follow", [False, True])
+def test_symlinks_are_not_followed_by_default_and_never_outside(fake_kb, tmp_path, follow):
+    outside = tmp_path / "secret.txt"
+    outside.write_text("Secret words outside the folder.")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "inside.txt").write_text("Inside words.")
+    (folder / "link-out.txt").symlink_to(outside)
+    (folder / "link-in.txt").symlink_to(folder / "inside.txt")
+    object.__setattr__(fake_kb.settings, "follow_symlinks", follow)
+    report = ingest_paths(fake_kb, [folder])
+    outcome = {os.path.basename(i.name): i for i in report.items}
+    assert outcome["link-out.txt"].status == "failed"
+    assert "symbolic link" in outcome["link-out.txt"].reason
+    assert outcome["inside.txt"].status == "added"
+    assert outcome["link-in.txt"].status == ("duplicate" if follow else "failed")
+    assert all("Secret" not in r[0] for r in fake_kb.store.conn.execute("SELECT text FROM chunks"))
+
+
+def test_oversized_file_is_refused_before_reading(fake_kb, tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"a " * (1024 * 1024 + 10))
+    object.__setattr__(fake_kb.settings, "max_file_mb", 1)
+    report = ingest_paths(fake_kb, [big])
+    assert report.items[0].status == "failed" and "file too large" in report.items[0].reason
+
+
+def test_missing_path_is_reported(fake_kb, tmp_path):
+    report = ingest_paths(fake_kb, [tmp_path / "nope"])
+    assert report.items[0].status == "failed" and report.items[0].reason == "no such file or folder"
