@@ -57,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stats", help="counts by type and site, index kind, model")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("eval", help="measure retrieval quality on a BEIR-format folder")
+    p.add_argument("folder", type=Path, metavar="DIR")
+    p.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
+    p.add_argument("-k", type=int, default=10, help="cut-off for nDCG (default 10)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--fresh", action="store_true", help="rebuild the cached evaluation collection")
+
     p = sub.add_parser("serve", help="run the web app on a production WSGI server")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
@@ -182,6 +189,36 @@ def cmd_stats(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_eval(settings: Settings, args) -> int:
+    from . import evaluate
+
+    data = evaluate.read_beir(args.folder)
+    bars: dict = {}
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if not sys.stderr.isatty():
+            if done == total:
+                print(f"{phase}: {total} done", file=sys.stderr)
+            return
+        from tqdm import tqdm
+
+        bar = bars.get(phase) or bars.setdefault(phase, tqdm(total=total, desc=phase, file=sys.stderr))
+        bar.n = done
+        bar.refresh()
+        if done == total:
+            bar.close()
+
+    kb = evaluate.build(settings, data, fresh=args.fresh, progress=progress)
+    report = evaluate.run(kb, data, args.mode, args.k, progress=progress).to_dict()
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{report['dataset']} · {report['mode']} · {report['queries']} judged queries")
+    for key in ("ndcg@10", "recall@10", "recall@100", "mrr@10", "p50_ms", "p95_ms"):
+        print(f"  {key:<11} {report[key]}")
+    return 0
+
+
 def cmd_serve(settings: Settings, args) -> int:
     from waitress import serve
 
@@ -194,7 +231,7 @@ def cmd_serve(settings: Settings, args) -> int:
 
 
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "remove": cmd_remove, "reindex": cmd_reindex,
-            "docs": cmd_docs, "stats": cmd_stats, "serve": cmd_serve}
+            "docs": cmd_docs, "stats": cmd_stats, "eval": cmd_eval, "serve": cmd_serve}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -64,21 +64,28 @@ class KnowledgeBase:
         return self._index
 
     def refresh(self) -> None:
-        """Load (or reload, after another process wrote) the index that matches the store."""
+        """Load (or reload, after another process wrote) the index that matches the store.
+
+        A saved index that lags the store is rebuilt from the stored embeddings, unless another
+        writer holds the lock (it is between its commit and its index save): then the index in
+        hand is kept, and the next call looks again.
+        """
         generation = self.store.generation()
         if self._index is not None and generation == self._generation:
             return
         with self._index_lock:
             if self._index is not None and generation == self._generation:
                 return
-            loaded = VectorIndex.load(self.index_dir)
-            if loaded and loaded[1].generation == generation and loaded[1].model == self.settings.model:
+            saved = VectorIndex.manifest(self.index_dir)
+            loaded = None
+            if saved and saved.generation == generation and saved.model == self.settings.model:
+                loaded = VectorIndex.load(self.index_dir)
+            if loaded and loaded[1].generation == generation:
                 self._index, self._generation = loaded[0], generation
-            elif self._index is None or not self._try_lock_and_rebuild():
-                # another writer is mid-way; keep what we have (or an in-memory rebuild)
-                if self._index is None:
-                    self._index = self._rebuilt_index()
-                self._generation = generation
+            elif self._try_lock_and_rebuild():
+                pass
+            elif self._index is None:  # first use while a writer is mid-way: build in memory
+                self._index, self._generation = self._rebuilt_index(), generation
 
     def _try_lock_and_rebuild(self) -> bool:
         try:

@@ -102,3 +102,14 @@ class Embedder:
         if len(self._queries) > self._query_cache:
             self._queries.popitem(last=False)
         return vector
+
+
+def load_cross_encoder(name: str):
+    """A sentence-transformers CrossEncoder from a local folder or name (offline: local only)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import CrossEncoder
+
+    try:
+        return CrossEncoder(name, device="cpu")
+    except Exception as exc:  # the library raises many kinds; all mean "cannot load"
+        raise ConfigError(f"cannot load reranker {name!r}: {exc}") from None

@@ -102,14 +102,23 @@ class VectorIndex:
         _fsync(tmp)
         os.replace(tmp, folder / MANIFEST_FILE)
 
+    @staticmethod
+    def manifest(folder: Path) -> IndexManifest | None:
+        """The saved manifest alone (cheap), or None when missing, unreadable or of another format."""
+        try:
+            manifest = IndexManifest(**json.loads((Path(folder) / MANIFEST_FILE).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+        return manifest if manifest.version == FORMAT_VERSION else None
+
     @classmethod
     def load(cls, folder: Path) -> tuple["VectorIndex", IndexManifest] | None:
         """The saved index and its manifest, or None when missing, unreadable or of another format."""
         folder = Path(folder)
+        manifest = cls.manifest(folder)
+        if manifest is None:
+            return None
         try:
-            manifest = IndexManifest(**json.loads((folder / MANIFEST_FILE).read_text()))
-            if manifest.version != FORMAT_VERSION:
-                return None
             index = faiss.read_index(str(folder / INDEX_FILE))
         except (OSError, ValueError, TypeError, RuntimeError):
             return None

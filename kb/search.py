@@ -44,6 +44,7 @@ class Searcher:
     def __init__(self, kb: KnowledgeBase):
         self.kb = kb
         self._allowed: OrderedDict[tuple, np.ndarray | None] = OrderedDict()
+        self._reranker = None
 
     def allowed_ids(self, filters: Filters) -> np.ndarray | None:
         """Chunk ids the filters admit, or None when they admit every indexed vector."""
@@ -59,8 +60,9 @@ class Searcher:
         return result
 
     def candidates(self, text: str, filters: Filters, mode: str, depth: int) -> list[tuple[int, float]]:
+        """Ranked (chunk id, score) pairs for one query, filters applied inside each retriever."""
         settings = self.kb.settings
-        dense, keyword = [], []
+        dense, keyword, vector, allowed = [], [], None, None
         if mode in ("hybrid", "dense"):
             allowed = self.allowed_ids(filters)
             vector = self.kb.embedder.encode_query(text)
@@ -72,16 +74,50 @@ class Searcher:
             return dense
         if mode == "keyword":
             return keyword
+        fused = self._fuse(dense, keyword)
+        if settings.feedback_docs and fused:
+            # pseudo-relevance feedback: move the query towards the best fused passages, search again
+            top = np.asarray([i for i, _ in fused[:settings.feedback_docs]], dtype=np.int64)
+            moved = vector + settings.feedback_weight * self.kb.index.vectors(top).mean(axis=0)
+            moved /= max(float(np.linalg.norm(moved)), 1e-9)
+            fused = self._fuse(self.kb.index.search(moved, depth, allowed), keyword)
+        if settings.reranker:
+            fused = self._rerank(text, fused)
+        return fused
+
+    def _fuse(self, dense, keyword):
+        settings = self.kb.settings
         if settings.fusion == "rrf":
             return fusion.rrf([dense, keyword], [settings.dense_weight, 1 - settings.dense_weight])
         return fusion.convex(dense, keyword, settings.dense_weight)
+
+    def _rerank(self, text: str, fused: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """Reorder the top candidates with a cross-encoder, when one is configured."""
+        depth = self.kb.settings.rerank_depth
+        head, tail = fused[:depth], fused[depth:]
+        rows = self.kb.store.chunk_rows([i for i, _ in head])
+        pairs = [(i, rows[i]["text"]) for i, _ in head if i in rows]
+        if not pairs:
+            return fused
+        scores = self.reranker.predict([(text, body) for _, body in pairs])
+        reranked = sorted(zip((i for i, _ in pairs), (float(s) for s in scores)), key=lambda kv: -kv[1])
+        floor = min(s for _, s in reranked)
+        return reranked + [(i, floor - 1 - n) for n, (i, _) in enumerate(tail)]
+
+    @property
+    def reranker(self):
+        if self._reranker is None:
+            from .embed import load_cross_encoder
+
+            self._reranker = load_cross_encoder(self.kb.settings.reranker)
+        return self._reranker
 
     def search(self, query: str, k: int = 10, filters: Filters | None = None, mode: str = "hybrid",
                offset: int = 0) -> SearchResult:
         started = time.perf_counter()
         text = validate(query, k, mode, offset)
         filters = filters or Filters()
-        depth = max(self.kb.settings.candidates, offset + 3 * k)
+        depth = max(self.kb.settings.candidates, offset + k)
         ranked = self.candidates(text, filters, mode, depth)
         rows = self.kb.store.chunk_rows([i for i, _ in ranked])
         hits = spread(fold([(rows[i], score) for i, score in ranked if i in rows]), PER_DOCUMENT)
@@ -114,24 +150,33 @@ class Searcher:
 
 def fold(ranked: list) -> list[tuple]:
     """Fold hits that repeat a better-ranked passage from another document (the same text
-    published elsewhere) into that hit, which then lists where else it appears."""
+    published elsewhere) into that hit, which then lists where else it appears.
+
+    Shared word 3-shingles are counted through an inverted map, so this stays linear in the text.
+    """
     kept: list[tuple] = []
-    grams: list[set] = []
+    sizes: list[int] = []
+    owners: dict[str, list[int]] = {}
     for row, score in ranked:
         mine = dedup.shingles(row["text"], 3)
-        for (best, _, also), theirs in zip(kept, grams):
-            if best["doc_id"] == row["doc_id"] or not mine or not theirs:
+        shared: Counter = Counter()
+        for gram in mine:
+            for i in owners.get(gram, ()):
+                shared[i] += 1
+        for i, common in shared.most_common():
+            best, _, also = kept[i]
+            if best["doc_id"] == row["doc_id"]:
                 continue
-            if min(len(mine), len(theirs)) * 2 < max(len(mine), len(theirs)):
-                continue
-            if len(mine & theirs) / len(mine | theirs) >= FOLD_OVERLAP:
+            if common / (len(mine) + sizes[i] - common) >= FOLD_OVERLAP:
                 if all(a["doc_id"] != row["doc_id"] for a in also):
                     also.append({"doc_id": row["doc_id"], "title": row["title"], "site": row["site"],
                                  "source": row["source"]})
                 break
         else:
+            for gram in mine:
+                owners.setdefault(gram, []).append(len(kept))
             kept.append((row, score, []))
-            grams.append(mine)
+            sizes.append(len(mine))
     return kept
 
 

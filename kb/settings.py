@@ -39,6 +39,10 @@ class Settings:
     candidates: int = _setting(100, "KB_CANDIDATES", "Candidates taken from each retriever before fusion.")
     fusion: str = _setting("convex", "KB_FUSION", "How hybrid mode fuses dense and keyword results: convex or rrf.")
     dense_weight: float = _setting(0.7, "KB_DENSE_WEIGHT", "Weight of the dense score in convex fusion (0-1).")
+    feedback_docs: int = _setting(5, "KB_FEEDBACK_DOCS", "Hybrid mode: top fused passages fed back into the query vector (0 turns feedback off).")
+    feedback_weight: float = _setting(1.0, "KB_FEEDBACK_WEIGHT", "Hybrid mode: weight of the fed-back passages' mean vector.")
+    reranker: str = _setting("", "KB_RERANKER", "Optional cross-encoder model (name or folder) that reorders the top hybrid candidates; off when empty.")
+    rerank_depth: int = _setting(30, "KB_RERANK_DEPTH", "Candidates the cross-encoder reorders.")
     follow_symlinks: bool = _setting(False, "KB_FOLLOW_SYMLINKS", "Follow symbolic links when ingesting folders.")
 
     @classmethod

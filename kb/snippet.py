@@ -6,6 +6,7 @@ The output is HTML-safe: all text is escaped and the only markup added is `<mark
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from html import escape
 
 from .query import terms
@@ -14,6 +15,7 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _SUFFIXES = ("ations", "ation", "ings", "ing", "ies", "ied", "es", "ed", "ly", "s")
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A light stemmer, enough to match "partnerships" to "partnership" when highlighting."""
     word = word.lower()

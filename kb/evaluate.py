@@ -1,0 +1,145 @@
+"""`kb eval`: retrieval quality on a BEIR-format folder, through the same pipeline as `kb ingest`.
+
+The corpus becomes a throwaway knowledge base (each record one document), kept in the data
+folder's `eval/` cache keyed by corpus, model and chunking so that a second run skips embedding.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+from . import metrics
+from .collection import KnowledgeBase
+from .errors import BadRequest
+from .models import Block, DocMeta, LoadedDocument, NewDocument
+from .search import Searcher
+from .settings import Settings
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+@dataclass
+class EvalSet:
+    name: str
+    corpus: list[dict]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+    fingerprint: str
+
+
+@dataclass
+class EvalReport:
+    dataset: str
+    mode: str
+    queries: int
+    ndcg_at_10: float
+    recall_at_10: float
+    recall_at_100: float
+    mrr_at_10: float
+    p50_ms: float
+    p95_ms: float
+
+    def to_dict(self) -> dict:
+        return {"dataset": self.dataset, "mode": self.mode, "queries": self.queries,
+                "ndcg@10": round(self.ndcg_at_10, 4), "recall@10": round(self.recall_at_10, 4),
+                "recall@100": round(self.recall_at_100, 4), "mrr@10": round(self.mrr_at_10, 4),
+                "p50_ms": round(self.p50_ms, 2), "p95_ms": round(self.p95_ms, 2)}
+
+
+def _jsonl(path: Path) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    raise BadRequest(f"{path.name} line {number} is not JSON") from None
+
+
+def read_beir(folder: Path, split: str = "test") -> EvalSet:
+    """corpus.jsonl, queries.jsonl and qrels/<split>.tsv (a header line is tolerated)."""
+    folder = Path(folder)
+    paths = [folder / "corpus.jsonl", folder / "queries.jsonl", folder / "qrels" / f"{split}.tsv"]
+    for path in paths:
+        if not path.is_file():
+            raise BadRequest(f"not a BEIR folder: {path} is missing")
+    corpus = list(_jsonl(paths[0]))
+    queries = {str(q["_id"]): q["text"] for q in _jsonl(paths[1])}
+    qrels: dict[str, dict[str, int]] = {}
+    with open(paths[2], encoding="utf-8") as fh:
+        for row in csv.reader(fh, delimiter="\t"):
+            if len(row) < 3 or not row[2].strip().lstrip("-").isdigit():
+                continue  # header or blank line
+            qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes())
+    return EvalSet(folder.name, corpus, queries, qrels, digest.hexdigest()[:16])
+
+
+def build(settings: Settings, data: EvalSet, fresh: bool = False, progress: Progress | None = None,
+          embedder=None) -> KnowledgeBase:
+    """The eval knowledge base for this corpus, model and chunking (reused when already built)."""
+    key = hashlib.sha256(json.dumps([data.fingerprint, settings.model, settings.chunk_tokens,
+                                     settings.chunk_overlap]).encode()).hexdigest()[:16]
+    folder = Path(settings.data_dir) / "eval" / f"{data.name}-{key}"
+    done = folder / "complete"
+    if fresh and folder.exists():
+        shutil.rmtree(folder)
+    kb = KnowledgeBase.open(replace(settings, data_dir=folder), embedder)
+    if done.exists():
+        return kb
+    total = len(data.corpus)
+    with kb.writing():
+        existing = {d.source for d in kb.store.documents(include_retired=True, limit=10**9)}
+        batch: list[NewDocument] = []
+        for number, record in enumerate(data.corpus, 1):
+            source = f"beir:{record['_id']}"
+            if source not in existing:
+                text = record.get("text") or ""
+                title = (record.get("title") or "").strip()
+                blocks = [Block(p.strip()) for p in text.split("\n\n") if p.strip()] or [Block(title or " ")]
+                sha = hashlib.sha256(f"{title}\n{text}".encode()).hexdigest()
+                batch.append(NewDocument(source, sha, LoadedDocument(blocks, title=title or None),
+                                         DocMeta(title=title or None), original_name=str(record["_id"])))
+            if len(batch) >= 256 or (number == total and batch):
+                kb.add_batch(batch)
+                batch = []
+            if progress:
+                progress("building", number, total)
+    done.write_text(json.dumps({"documents": total}))
+    return kb
+
+
+def run(kb: KnowledgeBase, data: EvalSet, mode: str = "hybrid", k: int = 10,
+        progress: Progress | None = None) -> EvalReport:
+    """Every judged query through `Searcher.search`; chunk hits mapped to documents (best chunk)."""
+    searcher = Searcher(kb)
+    judged = [q for q in data.queries if q in data.qrels]
+    scores = {"ndcg": [], "r10": [], "r100": [], "mrr": []}
+    latencies = []
+    searcher.search(data.queries[judged[0]], k=10, mode=mode) if judged else None  # warm caches
+    for number, qid in enumerate(judged, 1):
+        started = time.perf_counter()
+        result = searcher.search(data.queries[qid], k=100, mode=mode)
+        latencies.append((time.perf_counter() - started) * 1000)
+        # a folded hit stands for its near-duplicates too: they follow it in the ranking
+        ranked = list(dict.fromkeys(s.removeprefix("beir:") for h in result.hits
+                                    for s in [h.source, *(a["source"] for a in h.also_in)]))
+        qrels = data.qrels[qid]
+        scores["ndcg"].append(metrics.ndcg_at_k(ranked, qrels, k))
+        scores["r10"].append(metrics.recall_at_k(ranked, qrels, 10))
+        scores["r100"].append(metrics.recall_at_k(ranked, qrels, 100))
+        scores["mrr"].append(metrics.mrr_at_k(ranked, qrels, 10))
+        if progress:
+            progress(f"searching ({mode})", number, len(judged))
+    mean = {name: sum(v) / len(v) if v else 0.0 for name, v in scores.items()}
+    return EvalReport(data.name, mode, len(judged), mean["ndcg"], mean["r10"], mean["r100"], mean["mrr"],
+                      metrics.percentile(latencies, 50), metrics.percentile(latencies, 95))
