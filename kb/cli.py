@@ -64,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--fresh", action="store_true", help="rebuild the cached evaluation collection")
 
+    p = sub.add_parser("user", help="manage accounts: add, list, remove")
+    users = p.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    u = users.add_parser("add", help="create an account (password from a prompt or --password-stdin)")
+    u.add_argument("name")
+    u.add_argument("--role", choices=("curator", "partner"), required=True)
+    u.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    users.add_parser("list", help="list accounts")
+    u = users.add_parser("remove", help="delete an account")
+    u.add_argument("name")
+
     p = sub.add_parser("serve", help="run the web app on a production WSGI server")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
@@ -219,6 +229,38 @@ def cmd_eval(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_user(settings: Settings, args) -> int:
+    from .accounts import Accounts
+    from .audit import record
+    from .store import Store
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.data_dir / "kb.sqlite3")
+    accounts = Accounts(store)
+    if args.user_command == "list":
+        for user in accounts.list():
+            print(f"{user.name:<24} {user.role:<8} since {user.created_at}")
+        return 0
+    if args.user_command == "remove":
+        accounts.remove(args.name)
+        record(store, "cli", "user_remove", args.name)
+        print(f"removed {args.name}")
+        return 0
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        import getpass
+
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            print("error: the passwords differ", file=sys.stderr)
+            return 1
+    user = accounts.add(args.name, args.role, password)
+    record(store, "cli", "user_add", user.name, user.role)
+    print(f"added {user.name} ({user.role})")
+    return 0
+
+
 def cmd_serve(settings: Settings, args) -> int:
     from waitress import serve
 
@@ -231,7 +273,7 @@ def cmd_serve(settings: Settings, args) -> int:
 
 
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "remove": cmd_remove, "reindex": cmd_reindex,
-            "docs": cmd_docs, "stats": cmd_stats, "eval": cmd_eval, "serve": cmd_serve}
+            "docs": cmd_docs, "stats": cmd_stats, "eval": cmd_eval, "user": cmd_user, "serve": cmd_serve}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -107,7 +107,7 @@ class KnowledgeBase:
                 part = missing[start:start + 256]
                 vectors = self.embedder.encode([texts[h] for h in part])
                 fresh = dict(zip(part, vectors))
-                with self.store.transaction() as conn:
+                with self.store.transaction(bump=None) as conn:
                     self.store.cache_vectors(conn, self.settings.model, fresh)
                 cached.update(fresh)
                 if progress:
@@ -244,6 +244,18 @@ class KnowledgeBase:
             self._save_index()
         return outcomes
 
+    def near_duplicate_of(self, body: str, exclude: int | None = None) -> tuple[int | None, float | None]:
+        """The stored document whose text this body nearly repeats, with the estimated similarity."""
+        sig = dedup.signature(body)
+        if sig is None:
+            return None, None
+        best, score = None, 0.0
+        for doc_id, blob in self.store.near_duplicate_candidates(dedup.band_keys(sig)):
+            similarity = dedup.similarity(sig, np.frombuffer(blob, dtype=np.uint64))
+            if doc_id != exclude and similarity >= dedup.NEAR_DUPLICATE and similarity > score:
+                best, score = doc_id, similarity
+        return best, (round(score, 3) if best else None)
+
     def _near_duplicate(self, sig, bands) -> tuple[int | None, float | None]:
         if sig is None:
             return None, None
@@ -268,7 +280,9 @@ class KnowledgeBase:
             with self._index_lock:
                 index.remove(ids)
                 self._save_index()
-        if doc.stored_path:
+        shared = self.store.conn.execute("SELECT 1 FROM documents WHERE stored_path = ?",
+                                         (doc.stored_path,)).fetchone()
+        if doc.stored_path and not shared:
             (self.data_dir / doc.stored_path).unlink(missing_ok=True)
         return doc
 
@@ -286,7 +300,7 @@ class KnowledgeBase:
         if "visibility" in changes and changes["visibility"] not in VISIBILITIES:
             raise BadRequest(f"visibility must be one of {', '.join(VISIBILITIES)}")
         self.store.get(doc_id)
-        with self.store.transaction() as conn:
+        with self.store.transaction(bump="revision") as conn:
             self.store.update_meta(conn, doc_id, changes)
         return self.store.get(doc_id)
 
@@ -295,7 +309,7 @@ class KnowledgeBase:
         if status not in ("active", "retired"):
             raise BadRequest("status must be active or retired")
         self.store.get(doc_id)
-        with self.store.transaction() as conn:
+        with self.store.transaction(bump="revision") as conn:
             self.store.set_status(conn, doc_id, status)
         return self.store.get(doc_id)
 

@@ -49,7 +49,7 @@ class Searcher:
     def allowed_ids(self, filters: Filters) -> np.ndarray | None:
         """Chunk ids the filters admit, or None when they admit every indexed vector."""
         index = self.kb.index
-        key = (self.kb.store.generation(), json.dumps(filters.__dict__, sort_keys=True, default=list))
+        key = (self.kb.store.revision(), json.dumps(filters.__dict__, sort_keys=True, default=list))
         if key in self._allowed:
             return self._allowed[key]
         ids = self.kb.store.allowed_chunk_ids(filters)

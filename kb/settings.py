@@ -43,6 +43,8 @@ class Settings:
     feedback_weight: float = _setting(1.0, "KB_FEEDBACK_WEIGHT", "Hybrid mode: weight of the fed-back passages' mean vector.")
     reranker: str = _setting("", "KB_RERANKER", "Optional cross-encoder model (name or folder) that reorders the top hybrid candidates; off when empty.")
     rerank_depth: int = _setting(30, "KB_RERANK_DEPTH", "Candidates the cross-encoder reorders.")
+    anonymous_search: bool = _setting(True, "KB_ANONYMOUS_SEARCH", "Whether visitors who have not signed in may search (public documents only).")
+    secret_key: str = _setting("", "KB_SECRET_KEY", "Signs session cookies; when empty, one is generated and kept in the data folder.")
     follow_symlinks: bool = _setting(False, "KB_FOLLOW_SYMLINKS", "Follow symbolic links when ingesting folders.")
 
     @classmethod

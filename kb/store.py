@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -70,7 +71,20 @@ class Store:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._local = threading.local()
-        migrate(self.conn)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring the schema up to date. Two processes opening a new store at once both try; the
+        one that waited finds the tables made ("already exists"), rolls back and looks again."""
+        for attempt in range(3):
+            try:
+                migrate(self.conn)
+                return
+            except sqlite3.OperationalError:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                if attempt == 2:
+                    raise
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -78,7 +92,7 @@ class Store:
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode = WAL")
+            _wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA busy_timeout = 30000")
@@ -92,13 +106,16 @@ class Store:
             self._local.conn = None
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; bumps the generation so other processes notice the change."""
+    def transaction(self, bump: str | None = "generation") -> Iterator[sqlite3.Connection]:
+        """One write transaction. Chunks or vectors changing bump the `generation` (a running server
+        then reloads the vector index); metadata changes bump the `revision` (cached filters are
+        dropped); bookkeeping (accounts, audit, jobs) bumps nothing."""
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
-            conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+            if bump:
+                conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = ?", (bump,))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -106,6 +123,11 @@ class Store:
 
     def generation(self) -> int:
         return int(self.conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+
+    def revision(self) -> tuple[int, int]:
+        """(generation, metadata revision): changes whenever search results could change."""
+        rows = dict(self.conn.execute("SELECT key, value FROM meta WHERE key IN ('generation', 'revision')"))
+        return int(rows["generation"]), int(rows.get("revision", 0))
 
     # documents -----------------------------------------------------------------------------
 
@@ -308,6 +330,19 @@ class Store:
         if table not in ("documents", "chunks", "embeddings"):
             raise ValueError(table)
         return self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def _wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL. On a new file another process may be switching at the same moment, and
+    SQLite then answers "locked" at once instead of waiting: try again for up to five seconds."""
+    for attempt in range(100):
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == 99:
+                raise
+            time.sleep(0.05)
 
 
 def _document(row: sqlite3.Row) -> Document:

@@ -5,43 +5,73 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+from pathlib import Path
 
 from flask import Flask, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from kb.accounts import Accounts
 from kb.collection import KnowledgeBase
 from kb.errors import KbError
+from kb.jobs import Jobs
 from kb.search import Searcher
 from kb.settings import Settings
+
+from . import access
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
 def create_app(settings: Settings | None = None, test_config: dict | None = None, kb: KnowledgeBase | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    kb = kb or KnowledgeBase.open(settings)
     app = Flask(__name__)
     app.json.sort_keys = False
     app.config.from_mapping(
-        SECRET_KEY=secrets.token_hex(32),
-        MAX_CONTENT_LENGTH=(settings.max_file_mb if settings else 50) * 1024 * 1024,
+        SECRET_KEY=settings.secret_key or _secret_key(kb.data_dir),
+        MAX_CONTENT_LENGTH=settings.max_file_mb * 1024 * 1024 + 64 * 1024,  # the files plus the form
+
+        MAX_FILE_MB=settings.max_file_mb,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        ANONYMOUS_SEARCH=settings.anonymous_search,
+        START_WORKER=True,
     )
     if test_config:
         app.config.update(test_config)
-    settings = settings or Settings.from_env()
-    kb = kb or KnowledgeBase.open(settings)
     kb.embedder.model  # load the model at start, not on the first visitor's search
     kb.refresh()
     app.extensions["kb"] = kb
     app.extensions["searcher"] = Searcher(kb)
+    app.extensions["accounts"] = Accounts(kb.store)
+    app.extensions["jobs"] = Jobs(kb.store)
 
-    from . import api, pages
+    from . import admin, api, auth, pages
+    from .worker import Worker
+
+    worker = Worker(kb, app.extensions["jobs"])
+    app.extensions["worker"] = worker
+    if app.config["START_WORKER"]:
+        worker.start()
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(admin.bp)
     _register_errors(app)
+
+    @app.before_request
+    def who_and_csrf():
+        access.load_user()
+        access.check_csrf()
+        access.check_anonymous_search()
+
+    @app.context_processor
+    def template_helpers():
+        return {"csrf_token": access.csrf_token, "current_user": access.current_user()}
 
     @app.after_request
     def security_headers(response):
@@ -56,6 +86,16 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
         return jsonify(status="ok", documents=kb.store.count(), vectors=kb.index.count())
 
     return app
+
+
+def _secret_key(data_dir: Path) -> str:
+    """A session key kept in the data folder, so sign-ins survive a restart."""
+    path = Path(data_dir) / "secret.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return path.read_text().strip()
 
 
 def _wants_json() -> bool:
@@ -73,6 +113,10 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(KbError)
     def kb_error(exc: KbError):
         return render(exc.status, exc.code, str(exc))
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc):
+        return render(413, "too_large", f"The upload is larger than the limit of {app.config['MAX_FILE_MB']} MB.")
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

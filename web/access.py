@@ -1,10 +1,84 @@
-"""Who is asking, and so which documents they may see."""
+"""Who is asking: the signed-in user (if any), what they may see, CSRF tokens, role checks."""
 
 from __future__ import annotations
 
+import functools
+import hmac
+import secrets
+
+from flask import current_app, g, redirect, request, session, url_for
+
+from kb.accounts import User
+from kb.errors import BadRequest, KbError
+
 PUBLIC = ("public",)
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class Forbidden(KbError):
+    code = "forbidden"
+    status = 403
+
+
+class SignInRequired(KbError):
+    code = "sign_in_required"
+    status = 401
+
+
+def load_user() -> None:
+    """Before each request: the session's user, or None."""
+    user_id = session.get("user_id")
+    g.user = current_app.extensions["accounts"].by_id(user_id) if user_id else None
+    if user_id and g.user is None:
+        session.clear()
+
+
+def current_user() -> User | None:
+    return g.get("user")
 
 
 def visibility() -> tuple[str, ...]:
-    """Visibilities the current visitor may read. Anonymous visitors see public documents only."""
-    return PUBLIC
+    """Visibilities the current visitor may read: anonymous visitors see public documents only."""
+    user = current_user()
+    return user.visibility() if user else PUBLIC
+
+
+def actor() -> str:
+    user = current_user()
+    return user.name if user else f"anonymous@{request.remote_addr}"
+
+
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+def check_csrf() -> None:
+    """Every state-changing request carries the session's token (form field or X-CSRF-Token)."""
+    if request.method not in UNSAFE_METHODS:
+        return
+    sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
+    expected = session.get("csrf") or ""
+    if not expected or not hmac.compare_digest(sent, expected):
+        raise BadRequest("the form's security token is missing or out of date; reload the page and try again")
+
+
+def check_anonymous_search() -> None:
+    if current_app.config.get("ANONYMOUS_SEARCH", True) or current_user():
+        return
+    if request.endpoint in ("auth.login", "auth.logout", "static", "healthz", "api.openapi"):
+        return
+    raise SignInRequired("sign in to search this collection")
+
+
+def curator_required(view):
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        user = current_user()
+        if user is None:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        if user.role != "curator":
+            raise Forbidden("only curators may do this")
+        return view(*args, **kwargs)
+    return wrapped

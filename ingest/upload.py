@@ -1,0 +1,80 @@
+"""Uploaded files: stored under generated names, checked for duplicates, ingested as a job."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from kb.chunk import document_text
+from kb.collection import KnowledgeBase
+from kb.errors import LoadError
+from kb.jobs import Job, Jobs
+from kb.models import DocMeta, NewDocument
+
+from . import load
+from .detect import detect
+from .meta import meta_from_mapping
+from .pipeline import _keep_copy
+
+
+def safe_name(name: str) -> str:
+    """A display name from an uploaded file name: no folders, no control characters. Never a path."""
+    name = (name or "").replace("\x00", "")
+    name = PureWindowsPath(PurePosixPath(name).name).name
+    name = "".join(ch for ch in name if ch.isprintable()).strip().strip(".")
+    return name[:200] or "upload"
+
+
+def stage(kb: KnowledgeBase, data: bytes, name: str) -> str:
+    """Write an upload to the data folder under a generated name; returns its relative path.
+
+    The type is checked by content first, so an unsupported file is refused before a job exists.
+    """
+    detect(data, safe_name(name))
+    rel = Path("uploads") / f"{uuid.uuid4().hex}.bin"
+    target = kb.data_dir / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return str(rel)
+
+
+def run_upload(kb: KnowledgeBase, jobs: Jobs, job: Job, decision: str | None = None) -> Job:
+    """Load and ingest one uploaded file. A file matching a stored document waits for a decision:
+    keep both, replace the match, or cancel."""
+    path = kb.data_dir / (job.upload_path or "")
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return jobs.update(job.id, status="failed", message="the uploaded file is missing", progress=100)
+    jobs.update(job.id, status="running", progress=10, message="reading")
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        meta = meta_from_mapping(job.meta, "upload form")
+        loaded = load(data, job.original_name, kb.settings.max_pdf_pages, kb.settings.max_load_seconds)
+    except LoadError as exc:
+        return jobs.update(job.id, status="failed", message=str(exc), progress=100)
+    if decision is None:
+        same = kb.store.find_by_sha(sha)
+        if same is not None:
+            return jobs.update(job.id, status="needs_decision", duplicate_of=same.id, progress=30,
+                               message=f"the same file is already stored as document {same.id}")
+        body, _ = document_text(loaded.blocks)
+        near, score = kb.near_duplicate_of(body)
+        if near is not None:
+            return jobs.update(job.id, status="needs_decision", duplicate_of=near, progress=30,
+                               message=f"nearly the same text as document {near} (similarity {score:.2f})")
+    source = f"upload:{uuid.uuid4().hex}"
+    if decision == "replace" and job.duplicate_of:
+        source = kb.store.get(job.duplicate_of).source
+    jobs.update(job.id, progress=40, message="embedding")
+    meta = DocMeta(title=loaded.title, published=loaded.published).merged(meta)
+    stored = _keep_copy(kb, data, sha, Path(job.original_name).suffix)
+    doc = NewDocument(source, sha, loaded, meta, original_name=job.original_name, stored_path=stored,
+                      label=job.original_name)
+    with kb.writing():
+        outcome = kb.add_batch([doc])[0]
+    os.unlink(path)
+    return jobs.update(job.id, status="done", progress=100, doc_id=outcome.doc_id,
+                       message=f"{outcome.status}: {outcome.chunks} passages")

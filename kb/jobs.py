@@ -1,0 +1,85 @@
+"""Ingestion jobs (uploads, re-embedding) that a background worker runs and curators watch."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from .errors import NotFound
+from .store import Store, now
+
+STATUSES = ("queued", "running", "needs_decision", "done", "failed", "cancelled")
+ACTIVE = ("queued", "running")
+
+
+@dataclass
+class Job:
+    id: int
+    kind: str
+    created_by: str
+    original_name: str
+    upload_path: str | None
+    meta: dict
+    status: str
+    progress: int
+    message: str
+    doc_id: int | None
+    duplicate_of: int | None
+    created_at: str
+    updated_at: str
+
+
+COLUMNS = ("id, kind, created_by, original_name, upload_path, meta, status, progress, message, doc_id, "
+           "duplicate_of, created_at, updated_at")
+
+
+def _job(row) -> Job:
+    data = dict(row)
+    data["meta"] = json.loads(data["meta"] or "{}")
+    return Job(**data)
+
+
+class Jobs:
+    def __init__(self, store: Store):
+        self.store = store
+
+    def create(self, kind: str, created_by: str, original_name: str = "", upload_path: str | None = None,
+               meta: dict | None = None) -> Job:
+        stamp = now()
+        with self.store.transaction(bump=None) as conn:
+            cur = conn.execute(
+                "INSERT INTO jobs (kind, created_by, original_name, upload_path, meta, status, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)",
+                (kind, created_by, original_name, upload_path, json.dumps(meta or {}), stamp, stamp))
+        return self.get(int(cur.lastrowid))
+
+    def get(self, job_id: int) -> Job:
+        row = self.store.conn.execute(f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no job {job_id}")
+        return _job(row)
+
+    def list(self, limit: int = 100) -> list[Job]:
+        return [_job(r) for r in self.store.conn.execute(
+            f"SELECT {COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?", (limit,))]
+
+    def next_queued(self) -> Job | None:
+        row = self.store.conn.execute(
+            f"SELECT {COLUMNS} FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1").fetchone()
+        return _job(row) if row else None
+
+    def update(self, job_id: int, **changes) -> Job:
+        if "meta" in changes:
+            changes["meta"] = json.dumps(changes["meta"])
+        if "status" in changes and changes["status"] not in STATUSES:
+            raise ValueError(changes["status"])
+        assignments = ", ".join(f"{k} = ?" for k in changes)
+        with self.store.transaction(bump=None) as conn:
+            conn.execute(f"UPDATE jobs SET {assignments}, updated_at = ? WHERE id = ?",
+                         [*changes.values(), now(), job_id])
+        return self.get(job_id)
+
+    def requeue_interrupted(self) -> int:
+        """Jobs left running by a stopped server start again from the queue."""
+        with self.store.transaction(bump=None) as conn:
+            return conn.execute("UPDATE jobs SET status = 'queued', progress = 0 WHERE status = 'running'").rowcount

@@ -1,0 +1,57 @@
+"""Sign in and out."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+
+from kb import audit
+from kb.accounts import TooManyAttempts
+
+from . import access
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site: never an open redirect."""
+    parsed = urlparse(target or "")
+    if parsed.scheme or parsed.netloc or not (target or "").startswith("/") or target.startswith("//"):
+        return url_for("pages.search")
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    error, status = None, 200
+    if request.method == "POST":
+        name = (request.form.get("name") or "").strip()
+        password = request.form.get("password") or ""
+        store = current_app.extensions["kb"].store
+        try:
+            user = current_app.extensions["accounts"].authenticate(name, password, request.remote_addr or "")
+        except TooManyAttempts as exc:
+            audit.record(store, f"anonymous@{request.remote_addr}", "login_blocked", name)
+            error, status = str(exc), 429
+        else:
+            if user is None:
+                audit.record(store, f"anonymous@{request.remote_addr}", "login_failed", name)
+                error, status = "That name and password do not match.", 401
+            else:
+                session.clear()
+                session["user_id"] = user.id
+                access.csrf_token()
+                audit.record(store, user.name, "login", user.name)
+                flash(f"Signed in as {user.name} ({user.role}).")
+                return redirect(_safe_next(request.form.get("next")))
+    return render_template("login.html", error=error, next=request.values.get("next", "")), status
+
+
+@bp.post("/logout")
+def logout():
+    user = access.current_user()
+    if user:
+        audit.record(current_app.extensions["kb"].store, user.name, "logout", user.name)
+    session.clear()
+    return redirect(url_for("pages.search"))

@@ -1,0 +1,75 @@
+"""The background worker: runs upload and re-embedding jobs one at a time, off the request path."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from ingest.upload import run_upload
+from kb.collection import KnowledgeBase
+from kb.jobs import Job, Jobs
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, kb: KnowledgeBase, jobs: Jobs):
+        self.kb, self.jobs = kb, jobs
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._busy = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.jobs.requeue_interrupted()
+        self._thread = threading.Thread(target=self._loop, name="kb-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """True once no job is queued or running (for tests and scripts)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self._busy and self.jobs.next_queued() is None:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            job = self.jobs.next_queued()
+            if job is None:
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            self._busy = True
+            try:
+                self.run(job)
+            except Exception as exc:  # a job must never take the worker down
+                log.exception("job %s failed", job.id)
+                self.jobs.update(job.id, status="failed", progress=100, message=f"unexpected error: {exc}"[:300])
+            finally:
+                self._busy = False
+
+    def run(self, job: Job) -> None:
+        if job.kind == "reembed":
+            total = max(1, self.kb.store.count("chunks"))
+            done = [0]
+            self.jobs.update(job.id, status="running", progress=1, message="re-embedding")
+
+            def progress(n: int) -> None:
+                done[0] += n
+                self.jobs.update(job.id, progress=min(99, 100 * done[0] // total),
+                                 message=f"{done[0]} of {total} passages embedded")
+
+            count = self.kb.reindex(progress)
+            self.jobs.update(job.id, status="done", progress=100, message=f"index rebuilt: {count} vectors")
+        else:
+            run_upload(self.kb, self.jobs, job, decision=job.meta.get("_decision"))
