@@ -1,0 +1,243 @@
+"""Curator workspace: roles, CSRF, uploads, jobs, duplicates, edits, retire/delete, audit, visibility."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from conftest import make_pdf
+from ingest.pipeline import ingest_paths
+from kb.accounts import Accounts
+from kb.cli import main
+from kb.collection import KnowledgeBase
+from kb.models import DocMeta
+from kb.settings import Settings
+
+PASSWORD = "correct horse battery"
+XSS = '<script>alert("x")</script>'
+ADMIN_PAGES = ["/admin/", "/admin/documents", "/admin/upload", "/admin/jobs", "/admin/audit", "/admin/documents/1"]
+
+
+@pytest.fixture
+def site(tmp_path, model):
+    from web import create_app
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "public.md").write_text("# Allotments in Croydon\n\nResidents grow vegetables together on allotments.\n")
+    (folder / "secret.md").write_text("# Peer support in Leeds\n\nPeer supporters with lived experience of mental "
+                                      "health problems ran listening circles.\n")
+    settings = Settings(data_dir=tmp_path / "data", max_file_mb=1)
+    kb = KnowledgeBase.open(settings, model)
+    ingest_paths(kb, [folder / "public.md"], DocMeta(site="Croydon"))
+    ingest_paths(kb, [folder / "secret.md"], DocMeta(site="Leeds", visibility="partners"))
+    accounts = Accounts(kb.store)
+    accounts.add("cur", "curator", PASSWORD)
+    accounts.add("par", "partner", PASSWORD)
+    app = create_app(settings, {"TESTING": True}, kb=kb)
+    yield app
+    app.extensions["worker"].stop()
+
+
+def token(client, url="/login") -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(url).get_data(as_text=True)).group(1)
+
+
+def sign_in(app, name):
+    client = app.test_client()
+    response = client.post("/login", data={"name": name, "password": PASSWORD, "csrf_token": token(client)})
+    assert response.status_code == 302
+    return client
+
+
+def upload(client, files, **meta):
+    data = {"csrf_token": token(client, "/admin/upload"), "files": files, **meta}
+    return client.post("/admin/upload", data=data, content_type="multipart/form-data")
+
+
+def finish(app):
+    assert app.extensions["worker"].wait_idle(60)
+    return app.extensions["jobs"].list()
+
+
+@pytest.mark.parametrize("path", ADMIN_PAGES)
+def test_role_route_matrix(site, path):
+    anonymous = site.test_client().get(path)
+    assert anonymous.status_code == 302 and "/login" in anonymous.headers["Location"]
+    assert sign_in(site, "par").get(path).status_code == 403
+    assert sign_in(site, "cur").get(path, follow_redirects=True).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/admin/upload", "/admin/documents/1/retire", "/admin/documents/1/delete",
+                                  "/admin/reindex", "/admin/jobs/1/decide", "/logout", "/login"])
+def test_posts_without_a_csrf_token_are_refused(site, path):
+    client = sign_in(site, "cur")
+    response = client.post(path, data={"name": "cur", "password": PASSWORD})
+    assert response.status_code == 400
+    assert "security token" in response.get_data(as_text=True)
+    assert site.extensions["kb"].store.count() == 2
+
+
+def test_visibility_by_role_on_every_path(site):
+    kb = site.extensions["kb"]
+    secret = next(d for d in kb.store.documents() if d.visibility == "partners")
+    query = "/api/search?q=peer+support+listening+circles&k=10"
+    anonymous, partner = site.test_client(), sign_in(site, "par")
+    assert all(h["doc_id"] != secret.id for h in anonymous.get(query).get_json()["hits"])
+    assert any(h["doc_id"] == secret.id for h in partner.get(query).get_json()["hits"])
+    assert "Leeds" not in anonymous.get(query).get_json()["facets"]["site"]
+    assert anonymous.get("/api/stats").get_json()["documents"] == 1
+    assert partner.get("/api/stats").get_json()["documents"] == 2
+    for url in (f"/doc/{secret.id}", f"/doc/{secret.id}/file", f"/api/documents/{secret.id}"):
+        assert anonymous.get(url).status_code == 404 and partner.get(url).status_code == 200
+    assert "Peer support" not in anonymous.get("/?q=peer+support").get_data(as_text=True)
+    assert "Peer support" in partner.get("/?q=peer+support").get_data(as_text=True)
+
+
+def test_upload_then_search_finds_it_with_metadata(site):
+    client = sign_in(site, "cur")
+    pdf = make_pdf([[("h1", "Befriending"), ("p", "Plymouth volunteers befriended isolated older residents.")]])
+    response = upload(client, [(io.BytesIO(pdf), "befriending.pdf")], title="Befriending report",
+                      site="Plymouth", doc_type="learning-report", tags="volunteers; loneliness", visibility="public")
+    assert response.status_code == 302
+    job = finish(site)[0]
+    assert job.status == "done", job.message
+    hit = site.test_client().get("/api/search?q=lonely+older+people+visited+by+volunteers&k=1").get_json()["hits"][0]
+    assert (hit["title"], hit["site"], hit["doc_type"], hit["doc_id"]) == (
+        "Befriending report", "Plymouth", "learning-report", job.doc_id)
+    jobs_page = client.get("/admin/jobs").get_data(as_text=True)
+    assert f'href="/doc/{job.doc_id}"' in jobs_page
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd.md", "/etc/passwd.txt", "C:\\Windows\\system.ini.txt",
+                                  "evil\x00.md", f"{XSS}.md", "../../etc/passwd"])
+def test_hostile_file_names_are_never_paths(site, name):
+    client = sign_in(site, "cur")
+    upload(client, [(io.BytesIO(b"# Notes\n\nHarmless community notes about gardens."), name)])
+    kb = site.extensions["kb"]
+    assert not (kb.data_dir.parent / "etc").exists() and not (kb.data_dir / "etc").exists()
+    if not finish(site):  # no supported extension left: refused, with the reason shown
+        html = client.get("/admin/jobs").get_data(as_text=True)
+        assert "was not accepted: unsupported file type" in html and "<script>alert" not in html
+        return
+    job = finish(site)[0]
+    assert "/" not in job.original_name and "\\" not in job.original_name and "\x00" not in job.original_name
+    assert job.status == "done"
+    doc = kb.store.get(job.doc_id)
+    assert doc.stored_path.startswith("files/") and re.fullmatch(r"files/[0-9a-f]{2}/[0-9a-f]{64}\.?\w*", doc.stored_path)
+    assert not (kb.data_dir.parent / "etc").exists()
+    for page in ("/admin/jobs", "/admin/documents", f"/admin/documents/{doc.id}"):
+        html = client.get(page).get_data(as_text=True)
+        assert "<script>alert" not in html
+
+
+def test_unsupported_and_oversized_uploads(site):
+    client = sign_in(site, "cur")
+    response = upload(client, [(io.BytesIO(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50), "photo.pdf")])
+    assert response.status_code == 302
+    page = client.get("/admin/jobs").get_data(as_text=True)
+    assert "photo.pdf was not accepted" in page and "not a PDF" in page
+    big = io.BytesIO(b"a " * (700 * 1024))
+    response = upload(client, [(big, "big.txt")])
+    assert response.status_code == 413 and "larger than the limit of 1 MB" in response.get_data(as_text=True)
+    assert site.extensions["jobs"].list() == []
+
+
+def test_duplicate_upload_waits_for_a_decision(site):
+    client = sign_in(site, "cur")
+    body = b"# Allotments in Croydon\n\nResidents grow vegetables together on allotments.\n"
+    for choice, expected in (("cancel", "cancelled"), ("keep", "done"), ("replace", "done")):
+        upload(client, [(io.BytesIO(body), "again.md")])
+        job = finish(site)[0]
+        assert job.status == "needs_decision" and "already stored" in job.message
+        assert f'href="/doc/{job.duplicate_of}"' in client.get("/admin/jobs").get_data(as_text=True)
+        client.post(f"/admin/jobs/{job.id}/decide", data={"csrf_token": token(client, "/admin/jobs"), "choice": choice})
+        job = site.extensions["jobs"].get(finish(site)[0].id)
+        assert job.status == expected
+    kb = site.extensions["kb"]
+    assert kb.store.count() == 3  # cancel added nothing, keep added one, replace swapped one for one
+    assert kb.check()["in_step"]
+
+
+def test_edit_retire_restore_delete_and_audit(site):
+    client = sign_in(site, "cur")
+    kb = site.extensions["kb"]
+    doc = next(d for d in kb.store.documents() if d.site == "Croydon")
+    embedded = kb.store.count("embeddings")
+    form = {"csrf_token": token(client, f"/admin/documents/{doc.id}"), "title": f"Growing food {XSS}",
+            "site": "Newham", "doc_type": "profile", "tags": "food; growing", "visibility": "public",
+            "partnership": "", "published": "2022-03-04"}
+    assert client.post(f"/admin/documents/{doc.id}", data=form).status_code == 302
+    hit = site.test_client().get("/api/search?q=vegetables+allotments&k=1").get_json()["hits"][0]
+    assert (hit["title"], hit["site"], hit["published"]) == (f"Growing food {XSS}", "Newham", "2022-03-04")
+    assert kb.store.count("embeddings") == embedded
+    html = site.test_client().get("/?q=vegetables").get_data(as_text=True)
+    assert "<script>alert" not in html and "&lt;script&gt;" in html
+
+    t = token(client, "/admin/documents")
+    client.post(f"/admin/documents/{doc.id}/retire", data={"csrf_token": t})
+    assert not site.test_client().get("/api/search?q=vegetables+allotments").get_json()["hits"]
+    assert site.test_client().get(f"/doc/{doc.id}").status_code == 404
+    client.post(f"/admin/documents/{doc.id}/restore", data={"csrf_token": t})
+    assert site.test_client().get("/api/search?q=vegetables+allotments").get_json()["hits"]
+    stored = kb.data_dir / doc.stored_path
+    client.post(f"/admin/documents/{doc.id}/delete", data={"csrf_token": t})
+    assert kb.store.count() == 1 and not stored.exists() and kb.check()["in_step"]
+
+    log = client.get("/admin/audit").get_data(as_text=True)
+    for action in ("login", "edit", "retire", "restore", "delete"):
+        assert f"<td>{action}</td>" in log
+    assert "<script>alert" not in log
+
+
+def test_sign_in_failures_are_logged_and_slowed_down(site):
+    client = site.test_client()
+    for _ in range(5):
+        response = client.post("/login", data={"name": "cur", "password": "wrong", "csrf_token": token(client)})
+        assert response.status_code == 401
+    response = client.post("/login", data={"name": "cur", "password": PASSWORD, "csrf_token": token(client)})
+    assert response.status_code == 429 and "too many failed sign-ins" in response.get_data(as_text=True)
+    entries = [e.action for e in __import__("kb.audit", fromlist=["entries"]).entries(site.extensions["kb"].store)]
+    assert entries.count("login_failed") == 5 and "login_blocked" in entries
+
+
+def test_session_cookie_flags_and_open_redirects(site):
+    client = site.test_client()
+    response = client.post("/login", data={"name": "cur", "password": PASSWORD, "csrf_token": token(client),
+                                           "next": "https://evil.example/"})
+    assert response.headers["Location"] == "/"
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_reembed_job_rebuilds_the_index(site):
+    client = sign_in(site, "cur")
+    client.post("/admin/reindex", data={"csrf_token": token(client, "/admin/jobs")})
+    job = finish(site)[0]
+    assert job.kind == "reembed" and job.status == "done" and "index rebuilt" in job.message
+    assert site.extensions["kb"].check()["in_step"]
+
+
+def test_anonymous_search_can_be_turned_off(tmp_path, model):
+    from web import create_app
+
+    settings = Settings(data_dir=tmp_path / "data", anonymous_search=False)
+    app = create_app(settings, {"TESTING": True, "START_WORKER": False}, kb=KnowledgeBase.open(settings, model))
+    client = app.test_client()
+    assert client.get("/api/search?q=x").status_code == 401
+    assert client.get("/").status_code == 401
+    assert client.get("/login").status_code == 200
+
+
+def test_user_cli(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    assert main(["--data", str(tmp_path), "user", "add", "maria", "--role", "partner", "--password-stdin"]) == 0
+    assert main(["--data", str(tmp_path), "user", "list"]) == 0
+    assert "maria" in capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["--data", str(tmp_path), "user", "add", "bob", "--role", "curator", "--password-stdin"]) == 1
+    assert "at least 10 characters" in capsys.readouterr().err
+    assert main(["--data", str(tmp_path), "user", "remove", "maria"]) == 0
+    assert main(["--data", str(tmp_path), "user", "remove", "maria"]) == 1
