@@ -103,3 +103,58 @@ def test_pages_work_without_javascript(browser, live_server):
     page.wait_for_selector("ol.hits li.hit")
     assert "Plymouth" in page.inner_text("ol.hits")
     context.close()
+
+
+@pytest.fixture
+def curator_server(tmp_path, model):
+    from waitress import create_server
+
+    from kb.accounts import Accounts
+    from kb.collection import KnowledgeBase
+    from kb.settings import Settings
+    from web import create_app
+
+    settings = Settings(data_dir=tmp_path / "data")
+    kb = KnowledgeBase.open(settings, model)
+    Accounts(kb.store).add("curator", "curator", "correct horse battery")
+    app = create_app(settings, kb=kb)
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
+    app.extensions["worker"].stop()
+
+
+def test_curator_uploads_a_pdf_and_finds_it(page, curator_server, tmp_path):
+    from conftest import make_pdf
+
+    pdf = tmp_path / "befriending.pdf"
+    pdf.write_bytes(make_pdf([[("h1", "Befriending"), ("p", "Plymouth volunteers visited isolated older residents every week.")],
+                              [("h1", "What we learned"), ("p", "Regular visits eased loneliness more than one-off events.")]]))
+    page.goto(curator_server + "/admin/upload")
+    assert "/login" in page.url
+    page.fill("#name", "curator")
+    page.fill("#password", "correct horse battery")
+    page.click("form.card button[type=submit]")
+    page.wait_for_url("**/admin/upload")
+    page.set_input_files("#files", str(pdf))
+    page.fill("#title", "Befriending in Plymouth")
+    page.fill("#site", "Plymouth")
+    page.select_option("#visibility", "partners")
+    page.click("form.card button[type=submit]")
+    page.wait_for_url("**/admin/jobs")
+    page.wait_for_selector("tr.job.done", timeout=60_000)  # the page refreshes itself while jobs run
+    page.screenshot(path=str(SHOTS / "jobs-desktop.png"))
+    page.goto(curator_server + "/?q=does+visiting+lonely+older+people+help")
+    first = page.locator("ol.hits li.hit >> nth=0")
+    assert "Befriending in Plymouth" in first.inner_text()
+    first.locator("h2 a").click()
+    page.wait_for_selector("section.chunk.hit")
+    assert "Regular visits" in page.inner_text("section.chunk.hit") or "visited" in page.inner_text("section.chunk.hit")
+
+    anonymous = page.context.browser.new_context()
+    other = anonymous.new_page()
+    other.goto(curator_server + "/?q=does+visiting+lonely+older+people+help")
+    assert "Befriending in Plymouth" not in other.content()
+    anonymous.close()
