@@ -76,6 +76,7 @@ def chunk_blocks(
         section.clear()
 
     def _pack_section(units: list[_Unit], path: str) -> None:
+        path = _fit_path(path, title, count_tokens, max_tokens // 2)
         budget = max(8, max_tokens - count_tokens(embed_text(title, path, "")) - 1)
         current: list[_Unit] = []
         used = 0
@@ -121,6 +122,25 @@ def chunk_blocks(
     if carried:  # trailing headings with no text after them
         _pack_section(carried, heading)
     return text, chunks
+
+
+def _fit_path(path: str, title: str, count: Counter, limit: int) -> str:
+    """The heading path, shortened when title and path would take more than `limit` tokens (a
+    paragraph styled as a heading, say): outer levels go first, then the last words."""
+    if count(embed_text(title, path, "")) <= limit:
+        return path
+    parts = path.split(HEADING_JOIN)
+    while len(parts) > 1 and count(embed_text(title, HEADING_JOIN.join(parts), "")) > limit:
+        parts.pop(0)
+    words = HEADING_JOIN.join(parts).split()
+    low, high = 0, len(words)  # the most words that fit
+    while low < high:
+        middle = (low + high + 1) // 2
+        if count(embed_text(title, " ".join(words[:middle]), "")) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return " ".join(words[:low])
 
 
 def _split_long(text: str, unit: _Unit, count: Counter, budget: int, overlap: int) -> list[list[_Unit]]:

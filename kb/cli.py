@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--fresh", action="store_true", help="rebuild the cached evaluation collection")
 
+    p = sub.add_parser("themes", help="rebuild the themes (k-means over passages, labelled by c-TF-IDF)")
+    p.add_argument("-k", type=int, help="number of themes (default: from the collection's size)")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("user", help="manage accounts: add, list, remove")
     users = p.add_subparsers(dest="user_command", required=True, metavar="ACTION")
     u = users.add_parser("add", help="create an account (password from a prompt or --password-stdin)")
@@ -229,6 +233,20 @@ def cmd_eval(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_themes(settings: Settings, args) -> int:
+    from . import themes
+
+    kb = _open(settings)
+    with kb.writing():
+        built = themes.build(kb, args.k)
+    if args.json:
+        print(json.dumps([t.__dict__ for t in built], ensure_ascii=False, indent=2))
+        return 0
+    for t in built:
+        print(f"{t.id:>3}. {t.label}  ({t.size} passages; {', '.join(t.terms)})")
+    return 0
+
+
 def cmd_user(settings: Settings, args) -> int:
     from .accounts import Accounts
     from .audit import record
@@ -273,7 +291,7 @@ def cmd_serve(settings: Settings, args) -> int:
 
 
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "remove": cmd_remove, "reindex": cmd_reindex,
-            "docs": cmd_docs, "stats": cmd_stats, "eval": cmd_eval, "user": cmd_user, "serve": cmd_serve}
+            "docs": cmd_docs, "stats": cmd_stats, "eval": cmd_eval, "themes": cmd_themes, "user": cmd_user, "serve": cmd_serve}
 
 if __name__ == "__main__":
     sys.exit(main())

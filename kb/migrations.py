@@ -106,6 +106,24 @@ MIGRATIONS: list[str] = [
     CREATE INDEX jobs_status ON jobs(status);
     INSERT INTO meta (key, value) VALUES ('revision', '0');
     """,
+    # 3: themes across the collection
+    """
+    CREATE TABLE themes (
+        id INTEGER PRIMARY KEY,
+        label TEXT NOT NULL,
+        terms TEXT NOT NULL,
+        public_label TEXT NOT NULL,
+        public_terms TEXT NOT NULL,
+        size INTEGER NOT NULL
+    );
+    CREATE TABLE chunk_themes (
+        chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
+        theme_id INTEGER NOT NULL REFERENCES themes(id) ON DELETE CASCADE,
+        score REAL NOT NULL
+    );
+    CREATE INDEX chunk_themes_theme ON chunk_themes(theme_id);
+    INSERT INTO meta (key, value) VALUES ('themes_generation', '-1');
+    """,
 ]
 
 

@@ -158,3 +158,19 @@ def test_curator_uploads_a_pdf_and_finds_it(page, curator_server, tmp_path):
     other.goto(curator_server + "/?q=does+visiting+lonely+older+people+help")
     assert "Befriending in Plymouth" not in other.content()
     anonymous.close()
+
+
+def test_across_sites_view(page, live_server):
+    page.goto(live_server + "/")
+    page.click("nav.top-links a:has-text('Across sites')")
+    page.fill("#across-q", "what have sites learned about volunteers?")
+    page.click(".across-form button[type=submit]")
+    page.wait_for_selector(".sites-grid .site-column")
+    columns = page.locator(".site-column h2").all_inner_texts()
+    assert set(columns) == {"Coventry", "Croydon", "Gloucestershire", "Leeds", "Newham", "Plymouth"}
+    plymouth = page.locator(".site-column", has=page.locator("h2", has_text="Plymouth"))
+    assert "olunteer" in plymouth.inner_text()
+    page.screenshot(path=str(SHOTS / "across-desktop.png"), full_page=True)
+    with page.expect_download() as download:
+        page.click("p.export a:has-text('CSV')")
+    assert download.value.suggested_filename == "kb-across.csv"

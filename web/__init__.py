@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 
 from flask import Flask, jsonify, render_template, request
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from kb.accounts import Accounts
@@ -49,7 +50,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     app.extensions["accounts"] = Accounts(kb.store)
     app.extensions["jobs"] = Jobs(kb.store)
 
-    from . import admin, api, auth, pages
+    from . import admin, api, auth, learning, pages
     from .worker import Worker
 
     worker = Worker(kb, app.extensions["jobs"])
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(learning.bp)
     _register_errors(app)
 
     @app.before_request
@@ -71,7 +73,8 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
 
     @app.context_processor
     def template_helpers():
-        return {"csrf_token": access.csrf_token, "current_user": access.current_user()}
+        return {"csrf_token": access.csrf_token, "current_user": access.current_user(),
+                "export_links": learning.export_links, "Markup": Markup}
 
     @app.after_request
     def security_headers(response):

@@ -176,6 +176,17 @@ def reindex():
     return redirect(url_for("admin.jobs"))
 
 
+@bp.post("/themes")
+def rebuild_themes():
+    from kb import themes
+
+    with _kb().writing():
+        built = themes.build(_kb())
+    _log("themes", "all", f"{len(built)} themes")
+    flash(f"Themes rebuilt: {len(built)}.")
+    return redirect(url_for("learning.theme_list"))
+
+
 @bp.get("/audit")
 def audit_log():
     action = request.args.get("action") or None

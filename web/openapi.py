@@ -76,6 +76,18 @@ def spec() -> dict:
                 "summary": "Nearest other documents by meaning, near-duplicates excluded",
                 "parameters": [DOC_ID, _param("k", kind="integer")],
                 "responses": {"200": _ok({"type": "object"}), **_errors(400, 404)}}},
+            "/api/across": {"get": {
+                "summary": "One question across sites: each site's best passages, and the sites with none",
+                "parameters": [_param("q", required=True)],
+                "responses": {"200": _ok({"type": "object", "properties": {
+                    "query": {"type": "string"}, "sites": {"type": "array", "items": {"type": "object", "properties": {
+                        "site": {"type": "string"}, "partnership": {"type": "string", "nullable": True},
+                        "found": {"type": "boolean"},
+                        "hits": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}}}}}}}),
+                    **_errors(400)}}},
+            "/api/themes": {"get": {
+                "summary": "Themes across the collection, with passages per site (visible documents only)",
+                "responses": {"200": _ok({"type": "object"})}}},
             "/api/stats": {"get": {"summary": "Counts by type, site and year; index and model",
                                    "responses": {"200": _ok({"type": "object"})}}},
             "/api/openapi.json": {"get": {"summary": "This description",

@@ -1,0 +1,97 @@
+"""Cross-site learning on the sample corpus: across-sites view, themes, site pages, exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from kb import export, themes
+from kb.models import Filters
+
+SITES = ["Coventry", "Croydon", "Gloucestershire", "Leeds", "Newham", "Plymouth"]
+LEEDS_REPORT = "Lived experience and mental health: Leeds phase 1 learning report"
+
+
+def test_across_sites_groups_passages_by_site(client):
+    data = client.get("/api/across?q=what+have+sites+learned+about+volunteers").get_json()
+    by_site = {g["site"]: g for g in data["sites"]}
+    assert sorted(by_site) == SITES
+    assert by_site["Plymouth"]["found"] and all(h["site"] == "Plymouth" for h in by_site["Plymouth"]["hits"])
+    found = [g["found"] for g in data["sites"]]
+    assert found == sorted(found, reverse=True), "sites with nothing come last"
+    html = client.get("/across?q=what+have+sites+learned+about+volunteers").get_data(as_text=True)
+    assert html.index(">Plymouth<") < html.index("Nothing from")
+
+
+def test_across_sites_says_plainly_when_a_site_has_nothing(client):
+    data = client.get("/api/across?q=football+stadium+car+parking+charges").get_json()
+    assert not any(g["found"] for g in data["sites"])
+    html = client.get("/across?q=football+stadium+car+parking+charges").get_data(as_text=True)
+    for site in SITES:
+        assert f"Nothing from {site} on this question yet." in html
+
+
+def test_across_sites_respects_visibility(client):
+    data = client.get("/api/across?q=lived+experience+and+mental+health+in+Leeds").get_json()
+    assert all(h["title"] != LEEDS_REPORT for g in data["sites"] for h in g["hits"])
+
+
+def test_themes_are_reproducible(corpus_kb):
+    def snapshot():
+        with corpus_kb.writing():
+            built = themes.build(corpus_kb)
+        rows = corpus_kb.store.conn.execute("SELECT chunk_id, theme_id FROM chunk_themes ORDER BY chunk_id")
+        return [(t.label, t.size) for t in built], [tuple(r) for r in rows]
+
+    first = snapshot()
+    assert first == snapshot()
+    assert 4 <= len(first[0]) <= 30
+    assert not themes.stale(corpus_kb)
+
+
+def test_theme_pages_and_heat_map(client, corpus_kb):
+    html = client.get("/themes").get_data(as_text=True)
+    assert "Passages per theme and site" in html and 'class="heat heat-' in html
+    visible = themes.visible_themes(corpus_kb, ("public",))
+    assert visible and all(t.label for t in visible)
+    page = client.get(f"/themes/{visible[0].id}").get_data(as_text=True)
+    assert "Representative passages" in page and visible[0].label in page
+    assert LEEDS_REPORT not in page
+    everyone = themes.visible_themes(corpus_kb, ("public", "partners", "curators"))
+    assert sum(t.passages for t in everyone) > sum(t.passages for t in visible)  # the partners-only report counts only for partners
+    assert client.get("/themes/9999").status_code == 404
+
+
+def test_every_site_page_lists_its_documents(client, corpus_kb):
+    for site in SITES + ["Programme"]:
+        html = client.get(f"/site/{site}").get_data(as_text=True)
+        docs = corpus_kb.store.documents(Filters(site=[site], visibility=("public",)))
+        assert docs
+        for doc in docs:
+            assert f'href="/doc/{doc.id}"' in html, (site, doc.title)
+    assert "Well Newham" in client.get("/site/Newham").get_data(as_text=True)
+    assert LEEDS_REPORT not in client.get("/site/Leeds").get_data(as_text=True)
+    assert client.get("/site/Atlantis").status_code == 404
+
+
+def test_exports_parse_back_into_the_same_rows(client):
+    hits = client.get("/api/search?q=phase+2+grants&k=5").get_json()["hits"]
+    rows = export.parse_csv(client.get("/export?q=phase+2+grants&k=5&format=csv").get_data(as_text=True))
+    assert [r["title"] for r in rows] == [h["title"] for h in hits]
+    assert all(r["link"].startswith("http://localhost/doc/") and "#chunk-" in r["link"] for r in rows)
+    md_text = client.get("/export?q=phase+2+grants&k=5&format=md").get_data(as_text=True)
+    assert export.parse_markdown(md_text) == rows
+    across_csv = client.get("/export?view=across&q=volunteers&format=csv")
+    assert across_csv.headers["Content-Disposition"] == 'attachment; filename="kb-across.csv"'
+    across_rows = export.parse_csv(across_csv.get_data(as_text=True))
+    assert {r["site"] for r in across_rows} == set(SITES)
+    md = client.get("/export?view=across&q=volunteers&format=md").get_data(as_text=True)
+    assert export.parse_markdown(md) == across_rows
+    assert client.get("/export?q=x&format=pdf").status_code == 400
+
+
+def test_csv_cells_cannot_become_formulas():
+    rows = [{c: "" for c in export.COLUMNS} | {"title": "=HYPERLINK(\"http://evil\")", "site": "+1"}]
+    parsed = list(csv.DictReader(io.StringIO(export.to_csv(rows))))
+    assert parsed[0]["title"].startswith("'=") and parsed[0]["site"] == "'+1"
+    assert export.parse_csv(export.to_csv(rows)) == rows
