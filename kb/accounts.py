@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .errors import BadRequest, KbError, NotFound
+from .errors import BadRequest, NotFound, TooManyAttempts
 from .store import Store, now
 
 ROLES = ("curator", "partner")
@@ -16,11 +16,6 @@ MAX_FREE_FAILURES = 5
 BASE_LOCK_SECONDS = 30
 MAX_LOCK_SECONDS = 15 * 60
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
-
-
-class TooManyAttempts(KbError):
-    code = "too_many_attempts"
-    status = 429
 
 
 @dataclass(frozen=True)

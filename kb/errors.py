@@ -41,3 +41,24 @@ class ConfigError(KbError):
 
     code = "config_error"
     status = 500
+
+
+class SignInRequired(KbError):
+    """The visitor must sign in first."""
+
+    code = "sign_in_required"
+    status = 401
+
+
+class Forbidden(KbError):
+    """Signed in, but the role does not allow this."""
+
+    code = "forbidden"
+    status = 403
+
+
+class TooManyAttempts(KbError):
+    """Sign-in is locked for a while after repeated failures."""
+
+    code = "too_many_attempts"
+    status = 429

@@ -9,20 +9,10 @@ import secrets
 from flask import current_app, g, redirect, request, session, url_for
 
 from kb.accounts import User
-from kb.errors import BadRequest, KbError
+from kb.errors import BadRequest, Forbidden, SignInRequired
 
 PUBLIC = ("public",)
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-
-
-class Forbidden(KbError):
-    code = "forbidden"
-    status = 403
-
-
-class SignInRequired(KbError):
-    code = "sign_in_required"
-    status = 401
 
 
 def load_user() -> None:

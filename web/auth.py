@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 
 from kb import audit
-from kb.accounts import TooManyAttempts
+from kb.errors import TooManyAttempts
 
 from . import access
 
