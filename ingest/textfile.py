@@ -13,11 +13,14 @@ _BLANK = re.compile(r"\n[ \t]*\n+")
 
 
 def decode(data: bytes) -> str:
-    """Text from bytes: a BOM decides; else UTF-8; else cp1252 (latin-1 for its five gaps)."""
+    """Text from bytes: a BOM decides; else UTF-16 when every other byte is NUL; else UTF-8;
+    else cp1252 (latin-1 for its five gaps)."""
     if data.startswith(codecs.BOM_UTF8):
         text = data[3:].decode("utf-8", errors="replace")
     elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         text = data.decode("utf-16", errors="replace")
+    elif utf16 := _utf16_without_bom(data):
+        text = data.decode(utf16, errors="replace")
     else:
         try:
             text = data.decode("utf-8")
@@ -29,17 +32,46 @@ def decode(data: bytes) -> str:
     return clean(text)
 
 
+def _utf16_without_bom(data: bytes) -> str | None:
+    """"utf-16-le" or "utf-16-be" for mostly-Latin UTF-16 that lacks its byte order mark."""
+    sample = data[:4096]
+    half = len(sample) // 2
+    if half < 2 or len(data) % 2:
+        return None
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    if odd >= 0.5 * half and even <= 0.02 * half:
+        return "utf-16-le"
+    if even >= 0.5 * half and odd <= 0.02 * half:
+        return "utf-16-be"
+    return None
+
+
 def clean(text: str) -> str:
-    """Normalized newlines; NUL and other control characters dropped; refuses binary data."""
+    """Normalized newlines; NUL, other control characters and lone surrogates dropped; refuses
+    binary data."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     controls = sum(1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\n\t\f")
     if text and controls / len(text) > 0.05:
         raise LoadError("binary data, not text")
-    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs"))
+
+
+_UNDERLINE = re.compile(r"^\s*(=+|-+)\s*$")
 
 
 def paragraphs(text: str, page: int | None = None) -> list[Block]:
-    return [Block(p.strip(), "para", 0, page) for p in _BLANK.split(text) if p.strip()]
+    """Paragraphs at blank lines; a line underlined with === or --- is a heading (as in setext)."""
+    blocks = []
+    for part in _BLANK.split(text):
+        lines = part.strip().split("\n")
+        if len(lines) >= 2 and _UNDERLINE.match(lines[1]) and len(lines[1].strip()) >= 3 and lines[0].strip():
+            level = 1 if lines[1].strip()[0] == "=" else 2
+            blocks.append(Block(" ".join(lines[0].split()), "heading", level, page))
+            lines = lines[2:]
+        body = "\n".join(lines).strip()
+        if body:
+            blocks.append(Block(body, "para", 0, page))
+    return blocks
 
 
 def load_text(data: bytes, name: str) -> LoadedDocument:

@@ -7,9 +7,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .models import Filters, Hit
-from .search import Searcher, validate
-
-RELEVANCE_FLOOR = 0.30  # cosine similarity below which a passage does not speak to the question
+from .search import RELEVANCE_FLOOR, Searcher, validate
 
 
 @dataclass

@@ -42,10 +42,18 @@ def document_text(blocks: Sequence[Block]) -> tuple[str, list[tuple[int, int]]]:
     return SEPARATOR.join(parts), spans
 
 
+def _same(a: str, b: str) -> bool:
+    return re.sub(r"[\W_]+", "", a.lower()) == re.sub(r"[\W_]+", "", b.lower())
+
+
 def embed_text(title: str, heading: str, text: str) -> str:
-    """The text the model sees for a chunk: title and heading path give it context."""
+    """The text the model sees for a chunk: title and heading path give it context (a top heading
+    that only repeats the title is left out, so the prefix does not crowd out the text)."""
     title = " ".join((title or "").split()[:24])
-    prefix = HEADING_JOIN.join(p for p in (title, heading) if p)
+    path = heading.split(HEADING_JOIN) if heading else []
+    if path and title and _same(path[0], title):
+        path = path[1:]
+    prefix = HEADING_JOIN.join(p for p in (title, *path) if p)
     return f"{prefix}\n{text}" if prefix else text
 
 
@@ -82,11 +90,14 @@ def chunk_blocks(
         used = 0
         for unit in units:
             if unit.tokens > budget:
-                if current:
+                lead = current if current and all(blocks_kind[u.start] == "heading" for u in current) else []
+                if current and (not lead or budget - used < 8):
                     emit(current, path)
-                    current, used = [], 0
-                for piece in _split_long(text, unit, count_tokens, budget, overlap):
-                    emit(piece, path)
+                    lead = []
+                current, used = [], 0
+                room = budget - sum(u.tokens for u in lead)
+                for n, piece in enumerate(_split_long(text, unit, count_tokens, room, overlap)):
+                    emit(lead + piece if n == 0 else piece, path)  # a heading never stands alone
             elif used + unit.tokens > budget:
                 emit(current, path)
                 current, used = [unit], unit.tokens

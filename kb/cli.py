@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-from .errors import KbError
+from .errors import BadRequest, KbError
 from .models import VISIBILITIES, DocMeta, Filters
 from .settings import Settings
 
@@ -138,7 +138,15 @@ def cmd_ingest(settings: Settings, args) -> int:
 def cmd_search(settings: Settings, args) -> int:
     from .search import Searcher
 
+    from datetime import date
+
+    for value in (args.date_from, args.date_to):
+        try:
+            value and date.fromisoformat(value)
+        except ValueError:
+            raise BadRequest(f"--from and --to take a date like 2021-01-31, not {value!r}") from None
     kb = _open(settings)
+    kb.embedder.model  # load before the clock starts: took_ms is the search alone
     filters = Filters(site=args.site, doc_type=args.doc_type, tag=args.tag, year=args.year,
                       date_from=args.date_from, date_to=args.date_to)
     result = Searcher(kb).search(args.query, k=args.k, filters=filters, mode=args.mode)

@@ -69,9 +69,15 @@ class VectorIndex:
         self.add(keep, vectors)
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
-        if not len(ids):
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return np.vstack([self._index.reconstruct(int(i)) for i in ids]).astype(np.float32)
+        """The stored vectors of these ids; zeros for an id not held (yet): a reader's index can lag
+        the store for a moment while another process writes."""
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        for row, i in enumerate(ids):
+            try:
+                out[row] = self._index.reconstruct(int(i))
+            except RuntimeError:
+                pass
+        return out
 
     def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Nearest ids by inner product, only among `allowed` ids when given."""

@@ -112,6 +112,7 @@ class Hit:
     snippet: str
     score: float
     also_in: list[dict] = field(default_factory=list)
+    visibility: str = "public"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -125,6 +126,7 @@ class SearchResult:
     hits: list[Hit]
     total: int  # hits before paging, after folding
     facets: dict[str, dict[str, int]] = field(default_factory=dict)
+    best_similarity: float | None = None  # cosine of the best passage: low means nothing close
 
     def to_dict(self) -> dict:
         return {
@@ -132,6 +134,7 @@ class SearchResult:
             "mode": self.mode,
             "took_ms": round(self.took_ms, 2),
             "total": self.total,
+            "best_similarity": self.best_similarity,
             "hits": [h.to_dict() for h in self.hits],
         }
 

@@ -28,7 +28,7 @@ def normalize(query: str) -> str:
     """Unicode-normalized, control characters dropped, whitespace collapsed, length capped."""
     query = unicodedata.normalize("NFKC", query or "")
     query = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in query)
-    return " ".join(query.split())[:MAX_QUERY_CHARS]
+    return " ".join(query.split())[:MAX_QUERY_CHARS].rstrip()
 
 
 def terms(query: str) -> list[str]:

@@ -22,6 +22,7 @@ from .snippet import make_snippet
 MODES = ("hybrid", "dense", "keyword")
 MAX_K = 100
 FOLD_OVERLAP = 0.6
+RELEVANCE_FLOOR = 0.30  # cosine similarity below which a passage does not really speak to the question
 PER_DOCUMENT = 2  # passages of one document shown before other documents get their turn
 
 
@@ -117,14 +118,19 @@ class Searcher:
         started = time.perf_counter()
         text = validate(query, k, mode, offset)
         filters = filters or Filters()
-        depth = max(self.kb.settings.candidates, offset + k)
+        depth = max(self.kb.settings.candidates, k)  # a fixed pool: totals and pages stay stable
         ranked = self.candidates(text, filters, mode, depth)
         rows = self.kb.store.chunk_rows([i for i, _ in ranked])
         hits = spread(fold([(rows[i], score) for i, score in ranked if i in rows]), PER_DOCUMENT)
         page = hits[offset:offset + k]
         result = [_hit(row, score, also, text) for row, score, also in page]
+        best = None
+        if hits and mode != "keyword":  # how close the best passage is in meaning, to flag weak matches
+            top = np.asarray([hits[0][0]["id"]], dtype=np.int64)
+            best = round(float(self.kb.index.vectors(top)[0] @ self.kb.embedder.encode_query(text)), 4)
         return SearchResult(query=text, mode=mode, took_ms=(time.perf_counter() - started) * 1000,
-                            hits=result, total=len(hits), facets=facets([row for row, *_ in hits]))
+                            hits=result, total=len(hits), facets=facets([row for row, *_ in hits]),
+                            best_similarity=best)
 
     def similar(self, doc_id: int, k: int = 5, visibility=None) -> list[tuple[int, float]]:
         """Nearest other documents by meaning (mean chunk vector), near-duplicates excluded."""
@@ -212,4 +218,4 @@ def _hit(row, score: float, also: list, text: str) -> Hit:
     return Hit(doc_id=row["doc_id"], chunk_id=row["id"], ordinal=row["ordinal"], title=row["title"],
                source=row["source"], site=row["site"], doc_type=row["doc_type"], published=row["published"],
                page=row["page"], heading=row["heading"], text=row["text"], snippet=make_snippet(row["text"], text),
-               score=round(float(score), 6), also_in=also)
+               score=round(float(score), 6), also_in=also, visibility=row["visibility"])

@@ -46,8 +46,8 @@ def csrf_token() -> str:
 
 def check_csrf() -> None:
     """Every state-changing request carries the session's token (form field or X-CSRF-Token)."""
-    if request.method not in UNSAFE_METHODS:
-        return
+    if request.method not in UNSAFE_METHODS or request.routing_exception is not None:
+        return  # a wrong method or address gets its own 405 or 404
     sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
     expected = session.get("csrf") or ""
     if not expected or not hmac.compare_digest(sent, expected):
@@ -72,3 +72,11 @@ def curator_required(view):
             raise Forbidden("only curators may do this")
         return view(*args, **kwargs)
     return wrapped
+
+
+def shown_source(source: str) -> str:
+    """Where a document came from, as this visitor may see it: curators get the full source,
+    others only the file name, never a path on the server."""
+    if "curators" in visibility() or not source.startswith("/"):
+        return source
+    return source.rsplit("/", 1)[-1]

@@ -22,6 +22,7 @@ def _kb():
 def _document(doc) -> dict:
     data = doc.to_dict()
     data.pop("stored_path", None)
+    data["source"] = access.shown_source(doc.source)
     data["url"] = f"/doc/{doc.id}"
     data["file_url"] = f"/doc/{doc.id}/file" if doc.stored_path else None
     return data
@@ -44,6 +45,10 @@ def search():
                                                        offset=req.offset)
     payload = result.to_dict()
     payload["facets"] = result.facets
+    for hit in payload["hits"]:
+        hit["source"] = access.shown_source(hit["source"])
+        for other in hit["also_in"]:
+            other["source"] = access.shown_source(other["source"])
     return jsonify(payload)
 
 
@@ -86,7 +91,10 @@ def similar(doc_id: int):
 
 @bp.get("/stats")
 def stats():
-    return jsonify(_kb().stats(access.visibility()))
+    data = _kb().stats(access.visibility())
+    if "curators" not in access.visibility():
+        data["index"].pop("vectors", None)  # the index also holds passages this visitor may not see
+    return jsonify(data)
 
 
 @bp.get("/openapi.json")

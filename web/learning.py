@@ -38,7 +38,11 @@ def across():
 
 @bp.get("/api/across")
 def api_across():
-    return jsonify(_across((request.args.get("q") or "").strip()).to_dict())
+    data = _across((request.args.get("q") or "").strip()).to_dict()
+    for group in data["sites"]:
+        for hit in group["hits"]:
+            hit["source"] = access.shown_source(hit["source"])
+    return jsonify(data)
 
 
 def _ensure_themes() -> bool:

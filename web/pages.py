@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from flask import Blueprint, current_app, render_template, request, send_file, url_for
@@ -9,6 +10,8 @@ from markupsafe import Markup
 
 from kb.errors import NotFound
 from kb.models import Filters
+from kb.query import normalize
+from kb.search import RELEVANCE_FLOOR
 
 from . import access
 from .params import search_request
@@ -49,13 +52,20 @@ def search():
     visibility = access.visibility()
     req = search_request(request.args, visibility, strict=False)
     args = {k: request.args.getlist(k) for k in request.args}
-    context = dict(req=req, args=args, toggle=toggle, page_url=page_url, facet_names=FACETS, Markup=Markup)
+    if req.q:
+        args["q"] = [normalize(req.q)]  # links carry the query as searched (capped), not as typed
+    context = dict(req=req, args=args, toggle=toggle, page_url=page_url, facet_names=FACETS, Markup=Markup,
+                   relevance_floor=RELEVANCE_FLOOR)
     if not req.q:
         kb = _kb()
         stats = kb.stats(visibility)
         latest = kb.store.documents(Filters(visibility=visibility), sort="published", descending=True, limit=8)
         return render_template("overview.html", stats=stats, latest=latest, **context)
     result = _searcher().search(req.q, k=req.k, filters=req.filters, mode=req.mode, offset=req.offset)
+    for key, _, _ in FACETS:  # a chosen facet still offers its other values, counted without itself
+        if getattr(req.filters, key):
+            others = replace(req.filters, **{key: []})
+            result.facets[key] = _searcher().search(req.q, k=req.k, filters=others, mode=req.mode).facets[key]
     pages = max(1, -(-result.total // req.k))
     filtered = any(request.args.getlist(k) for k in ("site", "type", "year", "tag", "from", "to"))
     return render_template("search.html", result=result, pages=pages, filtered=filtered, **context)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from kb.errors import BadRequest
 from kb.models import Filters
 from kb.search import MAX_K, MODES
 
+ISO_DATE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$")
 SEARCH_PARAMS = {"q", "k", "site", "type", "year", "tag", "mode", "page", "offset", "from", "to"}
 
 
@@ -55,8 +57,14 @@ def search_request(args, visibility: tuple[str, ...], default_k: int = 10, stric
     page = _int(args, "page", 1, 1, 1000)
     if args.get("offset"):
         page = _int(args, "offset", 0, 0, 10_000) // k + 1
+    dates = {}
+    for name in ("from", "to"):
+        raw = args.get(name) or ""
+        if raw and not ISO_DATE.match(raw):
+            raise BadRequest(f"{name} must be a date like 2021-01-31, not {raw!r}")
+        dates[name] = raw or None
     filters = Filters(
         site=[v for v in args.getlist("site") if v], doc_type=[v for v in args.getlist("type") if v],
         tag=[v for v in args.getlist("tag") if v], year=years,
-        date_from=args.get("from") or None, date_to=args.get("to") or None, visibility=visibility)
+        date_from=dates["from"], date_to=dates["to"], visibility=visibility)
     return SearchRequest(q=(args.get("q") or "").strip(), k=k, mode=mode, page=page, filters=filters)
