@@ -87,3 +87,12 @@ def test_heading_only_sections_are_carried_into_the_next_chunk():
     _, chunks = chunk_blocks(blocks, words, 50, 0)
     assert len(chunks) == 1
     assert re.search("Part one", chunks[0].text)
+
+
+def test_a_heading_is_never_a_passage_on_its_own():
+    long_para = " ".join(f"Sentence {i} about trust." for i in range(60))
+    blocks = [Block("What we learned", "heading", 2), Block(long_para, "para")]
+    _, chunks = chunk_blocks(blocks, words, 40, 5)
+    assert chunks[0].text.startswith("What we learned\n\nSentence 0")
+    assert all(c.text.strip() != "What we learned" for c in chunks)
+    assert all(c.tokens <= 40 for c in chunks)

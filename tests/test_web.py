@@ -168,3 +168,37 @@ def test_hostile_text_is_escaped_everywhere(tmp_path, model):
     for html in pages:
         assert "<script>alert" not in html and "<img src=x" not in html
         assert "&lt;script&gt;" in html
+
+
+@pytest.mark.parametrize("query", ["q=x&from=notadate", "q=x&from=2021-13-45", "q=x&to=yesterday"])
+def test_date_filters_are_validated(client, query):
+    response = client.get(f"/api/search?{query}")
+    assert response.status_code == 400 and "must be a date" in response.get_json()["error"]["message"]
+
+
+def test_paging_totals_are_stable(client):
+    totals = {client.get(f"/api/search?q=volunteers&k=10&page={p}").get_json()["total"] for p in (1, 2, 5, 9)}
+    assert len(totals) == 1
+    last = -(-totals.pop() // 10)
+    html = client.get(f"/?q=volunteers&page={last + 3}").get_data(as_text=True)
+    assert "past the last page" in html
+
+
+def test_weak_matches_are_flagged(client):
+    assert "Nothing in the collection closely matches" in client.get("/?q=qwxzv+plorf").get_data(as_text=True)
+    assert "Nothing in the collection closely matches" not in client.get(
+        "/?q=which+partnership+covers+Newham").get_data(as_text=True)
+
+
+def test_wrong_methods_get_405_and_visitors_never_see_server_paths(client):
+    assert client.post("/api/search?q=x").status_code == 405
+    hits = client.get("/api/search?q=Newham").get_json()["hits"]
+    assert hits and all("/" not in h["source"] for h in hits)
+    assert all("/" not in d["source"] for d in client.get("/api/documents").get_json()["documents"])
+    assert "vectors" not in client.get("/api/stats").get_json()["index"]
+
+
+def test_a_chosen_site_still_offers_the_other_sites(client):
+    html = client.get("/?q=partnership&site=Leeds").get_data(as_text=True)
+    facet = re.search(r"<h3>Site</h3>(.*?)</section>", html, re.S).group(1)
+    assert "Newham" in facet and 'aria-pressed="true"' in facet
