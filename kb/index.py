@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,6 +36,7 @@ class VectorIndex:
     def __init__(self, dim: int, kind: str = "flat", model: str = "", index=None):
         self.dim, self.kind, self.model = dim, kind, model
         self._index = index if index is not None else self._empty(dim, kind)
+        self._lock = ReadWriteLock()
 
     @staticmethod
     def _empty(dim: int, kind: str):
@@ -49,28 +52,40 @@ class VectorIndex:
         return int(self._index.ntotal)
 
     def ids(self) -> np.ndarray:
+        with self._lock.reading():
+            return self._ids()
+
+    def _ids(self) -> np.ndarray:
         return faiss.vector_to_array(self._index.id_map).astype(np.int64)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids):
-            self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
-                                     np.ascontiguousarray(ids, dtype=np.int64))
+            with self._lock.writing():
+                self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
+                                         np.ascontiguousarray(ids, dtype=np.int64))
 
     def remove(self, ids: np.ndarray) -> None:
         if not len(ids):
             return
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        if self.kind == "flat":
-            self._index.remove_ids(faiss.IDSelectorBatch(ids))
-            return
-        keep = np.setdiff1d(self.ids(), ids)  # HNSW cannot delete: rebuild from what stays
-        vectors = self.vectors(keep)
-        self._index = self._empty(self.dim, self.kind)
-        self.add(keep, vectors)
+        with self._lock.writing():
+            if self.kind == "flat":
+                self._index.remove_ids(faiss.IDSelectorBatch(ids))
+                return
+            keep = np.setdiff1d(self._ids(), ids)  # HNSW cannot delete: rebuild from what stays
+            vectors = self._vectors(keep)
+            fresh = self._empty(self.dim, self.kind)
+            if len(keep):
+                fresh.add_with_ids(vectors, keep)
+            self._index = fresh
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """The stored vectors of these ids; zeros for an id not held (yet): a reader's index can lag
         the store for a moment while another process writes."""
+        with self._lock.reading():
+            return self._vectors(ids)
+
+    def _vectors(self, ids: np.ndarray) -> np.ndarray:
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
         for row, i in enumerate(ids):
             try:
@@ -91,15 +106,17 @@ class VectorIndex:
                       if self.kind == "hnsw" else faiss.SearchParameters(sel=selector))
         elif self.kind == "hnsw":
             params = faiss.SearchParametersHNSW(efSearch=max(128, k))
-        k = min(k, self.count())
-        scores, ids = self._index.search(query, k, params=params)
+        with self._lock.reading():  # searches run side by side; an add or remove waits for them
+            k = min(k, self.count())
+            scores, ids = self._index.search(query, k, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
     def save(self, folder: Path, generation: int) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / (INDEX_FILE + ".tmp")
-        faiss.write_index(self._index, str(tmp))
+        with self._lock.reading():
+            faiss.write_index(self._index, str(tmp))
         _fsync(tmp)
         os.replace(tmp, folder / INDEX_FILE)
         manifest = IndexManifest(FORMAT_VERSION, self.model, self.dim, self.count(), self.kind, generation)
@@ -131,6 +148,39 @@ class VectorIndex:
         if index.ntotal != manifest.count or index.d != manifest.dim:
             return None
         return cls(manifest.dim, manifest.kind, manifest.model, index), manifest
+
+
+class ReadWriteLock:
+    """Many readers at once, or one writer: FAISS must not be searched while it is being changed."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    @contextmanager
+    def reading(self):
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writer)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def writing(self):
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writer and self._readers == 0)
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
 
 
 def _fsync(path: Path) -> None:

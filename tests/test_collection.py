@@ -184,3 +184,30 @@ def test_hostile_queries_never_raise_database_errors(fake_kb, query):
             continue
         assert isinstance(result.hits, list)
     assert fake_kb.store.count() == 1
+
+
+def test_searches_run_safely_while_the_index_changes(fake_kb):
+    """Threads search the in-process index while a writer adds and removes documents."""
+    import threading
+
+    add(fake_kb, *[new_doc(f"base{i}", [f"base document {i} words"]) for i in range(20)])
+    errors, stop = [], threading.Event()
+
+    def reader():
+        searcher = Searcher(fake_kb)
+        while not stop.is_set():
+            try:
+                searcher.search("document words", k=5, mode="dense")
+            except Exception as exc:  # any failure is the finding
+                errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for round_ in range(15):
+        out = add(fake_kb, *[new_doc(f"r{round_}-{i}", [f"round {round_} text {i}"]) for i in range(5)])
+        fake_kb.remove(out[0].doc_id)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors and in_step(fake_kb)
