@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from bs4 import BeautifulSoup, Comment
+from bs4.exceptions import ParserRejectedMarkup
 
 from kb.errors import LoadError
 from kb.models import Block, LoadedDocument
@@ -27,7 +28,10 @@ DATE_META = ["article:published_time", "og:published_time", "date", "dc.date", "
 
 
 def load_html(data: bytes, name: str) -> LoadedDocument:
-    soup = BeautifulSoup(decode(data), "html.parser")
+    try:
+        soup = BeautifulSoup(decode(data), "html.parser")
+    except ParserRejectedMarkup:
+        raise LoadError("malformed HTML: the parser rejected the markup") from None
     title = _title(soup)
     published = _date(soup)
     for comment in soup.find_all(string=lambda s: isinstance(s, Comment)):

@@ -15,12 +15,13 @@ from .textfile import clean
 
 logging.getLogger("pypdf").setLevel(logging.ERROR)
 _SENTENCE_END = re.compile(r"[.!?:;\"”)]$")
+BOMB = "PDF refused: over pypdf's safety limits on decompressed size or content (a decompression bomb?)"
 _PAGE_NUMBER = re.compile(r"^\s*(page\s*)?\d{1,4}(\s*(of|/)\s*\d{1,4})?\s*$", re.I)
 
 
 def load_pdf(data: bytes, name: str, max_pages: int = 2000, max_seconds: float = 60.0) -> LoadedDocument:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import LimitReachedError, PdfReadError
 
     started = time.monotonic()
     try:
@@ -35,6 +36,8 @@ def load_pdf(data: bytes, name: str, max_pages: int = 2000, max_seconds: float =
         pages = len(reader.pages)
     except LoadError:
         raise
+    except LimitReachedError:
+        raise LoadError(BOMB) from None
     except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError, IndexError,
             RecursionError, AssertionError) as exc:
         raise LoadError(f"corrupt PDF: {_short(exc)}") from None
@@ -52,6 +55,8 @@ def load_pdf(data: bytes, name: str, max_pages: int = 2000, max_seconds: float =
             texts.append(clean(reader.pages[number].extract_text() or ""))
         except LoadError:
             raise LoadError(f"page {number + 1} holds binary data, not text") from None
+        except LimitReachedError:
+            raise LoadError(f"{BOMB} (page {number + 1})") from None
         except Exception as exc:  # pypdf raises many kinds for a broken page
             raise LoadError(f"corrupt PDF: page {number + 1}: {_short(exc)}") from None
     blocks: list[Block] = []

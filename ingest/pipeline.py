@@ -5,6 +5,7 @@ Every file gets its own outcome; a file that fails never stops the others.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 from dataclasses import asdict
@@ -15,9 +16,9 @@ from kb.collection import KnowledgeBase
 from kb.errors import KbError, LoadError
 from kb.models import DocMeta, IngestReport, ItemOutcome, NewDocument
 
-from . import load
 from .detect import SUPPORTED
-from .meta import is_metadata_file, meta_from_mapping, read_manifest, read_sidecar
+from .isolate import IsolatedLoader
+from .meta import MANIFEST, is_metadata_file, meta_from_mapping, read_manifest, read_sidecar
 
 BATCH_DOCS = 32
 Notify = Callable[[ItemOutcome], None]
@@ -27,43 +28,75 @@ def walk(paths: list[Path], follow_symlinks: bool = False) -> Iterator[tuple[Pat
     """(file, governing folder, problem) for every candidate file, in a stable order.
 
     Folders are read recursively; a folder holding `manifest.csv` contributes the files it lists.
-    Symbolic links are not followed unless asked, and never out of the folder being read.
+    Symbolic links (to files or folders) are not followed unless asked, and never out of the
+    folder being read; only regular files are read (a FIFO would block the run for ever).
     """
     for given in paths:
         if given.is_symlink() and not follow_symlinks:
-            yield given, None, "symbolic link not followed (set KB_FOLLOW_SYMLINKS=1 to follow)"
+            yield given, None, NOT_FOLLOWED
         elif given.is_file():
             yield given, None, ""
         elif given.is_dir():
             yield from _walk_folder(given, follow_symlinks)
         else:
-            yield given, None, "no such file or folder"
+            yield given, None, "not a regular file" if given.exists() else "no such file or folder"
+
+
+NOT_FOLLOWED = "symbolic link not followed (set KB_FOLLOW_SYMLINKS=1 to follow)"
 
 
 def _walk_folder(root: Path, follow_symlinks: bool) -> Iterator[tuple[Path, Path | None, str]]:
     real_root = root.resolve()
+    visited: set[Path] = set()  # real folders read so far: a followed link never loops
     for folder, dirs, files in os.walk(root, followlinks=follow_symlinks):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         base = Path(folder)
-        listed = read_manifest(base)
+        visited.add(base.resolve())
+        try:
+            listed = read_manifest(base)
+        except (OSError, ValueError, csv.Error) as exc:
+            dirs[:] = []
+            yield base / MANIFEST, None, f"cannot read manifest.csv, so this folder was skipped: {exc}"[:300]
+            continue
         if listed:  # the manifest decides what this part of the tree holds
             dirs[:] = []
             for path in sorted(listed):
-                yield path, base, "" if path.is_file() else "listed in manifest.csv but missing"
+                if real_root != path and real_root not in path.parents:
+                    yield path, None, "listed in manifest.csv but outside the folder being read: not read"
+                else:
+                    yield path, base, "" if path.is_file() else (
+                        "listed in manifest.csv but not a regular file" if path.exists()
+                        else "listed in manifest.csv but missing")
             continue
+        kept = []
+        for name in sorted(d for d in dirs if not d.startswith(".")):
+            problem = _link_problem(base / name, real_root, follow_symlinks)
+            if not problem and (base / name).is_symlink() and (base / name).resolve() in visited:
+                problem = "symbolic link to a folder already read: not followed"
+            if problem:
+                yield base / name, None, problem
+            else:
+                kept.append(name)
+        dirs[:] = kept
         for name in sorted(files):
             path = base / name
             if name.startswith(".") or is_metadata_file(path) or path.suffix.lower() not in SUPPORTED:
                 continue
-            if path.is_symlink():
-                target = path.resolve()
-                if not follow_symlinks:
-                    yield path, None, "symbolic link not followed (set KB_FOLLOW_SYMLINKS=1 to follow)"
-                    continue
-                if real_root not in target.parents:
-                    yield path, None, "symbolic link leads outside the folder: not followed"
-                    continue
-            yield path, None, ""
+            problem = _link_problem(path, real_root, follow_symlinks)
+            if not problem and not path.is_file():
+                problem = "not a regular file" if path.exists() else "symbolic link to nothing"
+            yield path, None, problem
+
+
+def _link_problem(path: Path, real_root: Path, follow_symlinks: bool) -> str:
+    """Why a symbolic link is not followed, or "" for anything else."""
+    if not path.is_symlink():
+        return ""
+    if not follow_symlinks:
+        return NOT_FOLLOWED
+    target = path.resolve()
+    if target != real_root and real_root not in target.parents:
+        return "symbolic link leads outside the folder: not followed"
+    return ""
 
 
 def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = None, prune: bool = False,
@@ -92,7 +125,7 @@ def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = N
                 record(ItemOutcome(doc.label or doc.source, "failed", str(exc)))
         batch.clear()
 
-    with kb.writing():
+    with kb.writing(), IsolatedLoader(settings.max_pdf_pages, settings.max_load_seconds) as loader:
         for path, base, problem in walk([Path(p) for p in paths], settings.follow_symlinks):
             name = str(path)
             if problem:
@@ -114,7 +147,7 @@ def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = N
                     record(outcome)
                     continue
                 seen[sha] = name
-                loaded = load(data, path.name, settings.max_pdf_pages, settings.max_load_seconds)
+                loaded = loader.load(data, path.name)
                 meta = DocMeta(title=loaded.title, published=loaded.published).merged(meta)
                 stored = _keep_copy(kb, data, sha, path.suffix)
                 batch.append(NewDocument(source, sha, loaded, meta, original_name=path.name, stored_path=stored,

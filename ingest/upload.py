@@ -13,8 +13,8 @@ from kb.errors import LoadError
 from kb.jobs import Job, Jobs
 from kb.models import DocMeta, NewDocument
 
-from . import load
 from .detect import detect
+from .isolate import IsolatedLoader
 from .meta import meta_from_mapping
 from .pipeline import _keep_copy
 
@@ -52,7 +52,8 @@ def run_upload(kb: KnowledgeBase, jobs: Jobs, job: Job, decision: str | None = N
     sha = hashlib.sha256(data).hexdigest()
     try:
         meta = meta_from_mapping(job.meta, "upload form")
-        loaded = load(data, job.original_name, kb.settings.max_pdf_pages, kb.settings.max_load_seconds)
+        with IsolatedLoader(kb.settings.max_pdf_pages, kb.settings.max_load_seconds) as loader:
+            loaded = loader.load(data, job.original_name)
     except LoadError as exc:
         return jobs.update(job.id, status="failed", message=str(exc), progress=100)
     if decision is None:

@@ -20,7 +20,7 @@ def check_zip(data: bytes) -> None:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
             names = {i.filename for i in infos}
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise LoadError(f"corrupt Word document: {exc}") from None
     if "word/document.xml" not in names:
         raise LoadError("a zip archive, but not a Word document")
@@ -35,9 +35,17 @@ def load_docx(data: bytes, name: str) -> LoadedDocument:
     import docx
 
     try:
-        document = docx.Document(io.BytesIO(data))
-    except Exception as exc:  # python-docx surfaces zip, XML and key errors alike
+        title, blocks = _read(docx.Document(io.BytesIO(data)))
+    except Exception as exc:  # python-docx surfaces zip, XML, key and attribute errors alike
         raise LoadError(f"corrupt Word document: {str(exc)[:200]}") from None
+    if not blocks:
+        raise LoadError("empty Word document: no text")
+    return LoadedDocument(blocks=blocks, title=title, mime=(
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"))
+
+
+def _read(document) -> tuple[str | None, list[Block]]:
+    """The core-properties title and the blocks: paragraphs (heading styles as structure), then tables."""
     blocks: list[Block] = []
     title = (document.core_properties.title or "").strip() or None
     for para in document.paragraphs:
@@ -59,7 +67,4 @@ def load_docx(data: bytes, name: str) -> LoadedDocument:
             line = " | ".join(c for c in cells if c)
             if line:
                 blocks.append(Block(line, "para"))
-    if not blocks:
-        raise LoadError("empty Word document: no text")
-    return LoadedDocument(blocks=blocks, title=title, mime=(
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"))
+    return title, blocks

@@ -35,7 +35,7 @@ class Settings:
     batch_size: int = _setting(32, "KB_BATCH_SIZE", "Texts per embedding batch.")
     max_file_mb: int = _setting(50, "KB_MAX_FILE_MB", "Largest file accepted for ingestion or upload, in MB.")
     max_pdf_pages: int = _setting(2000, "KB_MAX_PDF_PAGES", "PDFs with more pages are refused.")
-    max_load_seconds: float = _setting(60.0, "KB_MAX_LOAD_SECONDS", "Time limit for extracting one file's text.")
+    max_load_seconds: float = _setting(60.0, "KB_MAX_LOAD_SECONDS", "Hard time limit for extracting one file's text (the loader runs in a worker process that is stopped).")
     candidates: int = _setting(100, "KB_CANDIDATES", "Candidates taken from each retriever before fusion.")
     fusion: str = _setting("convex", "KB_FUSION", "How hybrid mode fuses dense and keyword results: convex or rrf.")
     dense_weight: float = _setting(0.7, "KB_DENSE_WEIGHT", "Weight of the dense score in convex fusion (0-1).")
