@@ -12,6 +12,7 @@ import re
 import sys
 from pathlib import Path
 
+from .embed import set_threads
 from .errors import BadRequest, KbError
 from .models import VISIBILITIES, DocMeta, Filters
 from .settings import Settings
@@ -147,6 +148,7 @@ def cmd_search(settings: Settings, args) -> int:
             raise BadRequest(f"--from and --to take a date like 2021-01-31, not {value!r}") from None
     kb = _open(settings)
     kb.embedder.model  # load before the clock starts: took_ms is the search alone
+    set_threads(settings.query_threads)
     filters = Filters(site=args.site, doc_type=args.doc_type, tag=args.tag, year=args.year,
                       date_from=args.date_from, date_to=args.date_to)
     result = Searcher(kb).search(args.query, k=args.k, filters=filters, mode=args.mode)
@@ -231,6 +233,7 @@ def cmd_eval(settings: Settings, args) -> int:
             bar.close()
 
     kb = evaluate.build(settings, data, fresh=args.fresh, progress=progress)
+    set_threads(settings.query_threads)  # queries are measured as the server answers them
     report = evaluate.run(kb, data, args.mode, args.k, progress=progress).to_dict()
     if args.json:
         print(json.dumps(report))

@@ -32,6 +32,7 @@ class Settings:
     chunk_overlap: int = _setting(40, "KB_CHUNK_OVERLAP", "Tokens repeated between pieces of a paragraph that had to be split.")
     index_kind: str = _setting("auto", "KB_INDEX", "Vector index: flat (exact), hnsw (approximate) or auto.")
     hnsw_threshold: int = _setting(200_000, "KB_HNSW_THRESHOLD", "With index auto, vectors above which HNSW is used.")
+    query_threads: int = _setting(1, "KB_QUERY_THREADS", "Torch threads for answering queries (kb serve, kb search, kb eval's queries); 0 leaves torch's default.")
     batch_size: int = _setting(32, "KB_BATCH_SIZE", "Texts per embedding batch.")
     max_file_mb: int = _setting(50, "KB_MAX_FILE_MB", "Largest file accepted for ingestion or upload, in MB.")
     max_pdf_pages: int = _setting(2000, "KB_MAX_PDF_PAGES", "PDFs with more pages are refused.")
