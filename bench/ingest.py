@@ -1,0 +1,142 @@
+"""Ingest throughput: `kb ingest` against raw `model.encode` of the same chunk texts and against
+txtai's `Embeddings.index`; then re-ingest of the unchanged files against the first ingest.
+
+kb runs in-process through `ingest_paths` (what `kb ingest` calls) with the model already
+loaded, so all three sides time the same work: reading, chunking, embedding and storing for kb,
+embedding alone for raw encode, embedding and indexing for txtai.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingest.pipeline import ingest_paths
+from kb.collection import KnowledgeBase
+from kb.embed import Embedder
+from kb.settings import Settings
+
+from .common import Clock, interleaved
+from .txtai_side import TxtaiSide
+
+
+@dataclass
+class IngestResult:
+    """One corpus: what was ingested and the seconds each side took, round by round."""
+
+    name: str
+    files: int
+    megabytes: float
+    chunks: int
+    tokens: int
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    reingest: list[float] = field(default_factory=list)  # seconds, paired with seconds["kb ingest"]
+    failed: list[str] = field(default_factory=list)  # "file: reason" for files kb refused
+    data_dir: Path | None = None
+    texts: list[str] = field(default_factory=list)
+
+
+def kb_ingest(source: Path, data_dir: Path, embedder: Embedder,
+              settings: Settings | None = None) -> tuple[float, int, list[str]]:
+    """One fresh `kb ingest` of `source`; returns (seconds, chunks stored, files refused)."""
+    shutil.rmtree(data_dir, ignore_errors=True)
+    settings = settings or Settings(data_dir=data_dir)
+    kb = KnowledgeBase.open(settings, embedder)
+    try:
+        with Clock() as clock:
+            report = ingest_paths(kb, [source])
+        if not report.items or all(i.status == "failed" for i in report.items):
+            raise RuntimeError(f"nothing ingested from {source}")
+        failed = [f"{Path(i.name).name}: {i.reason}" for i in report.items if i.status == "failed"]
+        return clock.seconds, kb.store.count("chunks"), failed
+    finally:
+        kb.close()
+
+
+def kb_reingest(source: Path, data_dir: Path, embedder: Embedder) -> float:
+    kb = KnowledgeBase.open(Settings(data_dir=data_dir), embedder)
+    try:
+        with Clock() as clock:
+            report = ingest_paths(kb, [source])
+        changed = [i for i in report.items if i.status not in ("unchanged", "failed")]
+        if changed:
+            raise RuntimeError(f"re-ingest changed {len(changed)} files")
+        return clock.seconds
+    finally:
+        kb.close()
+
+
+def embedded_texts(data_dir: Path, embedder: Embedder) -> list[str]:
+    """The distinct texts kb embedded for this collection, rebuilt exactly as it built them."""
+    kb = KnowledgeBase.open(Settings(data_dir=data_dir), embedder)
+    try:
+        _, hashes, _ = kb.store.chunk_vectors(kb.settings.model)
+        unique = list(dict.fromkeys(hashes))
+        texts = kb._texts_for_hashes(unique)  # the same rebuild `kb reindex` relies on
+        return [texts[h] for h in unique]
+    finally:
+        kb.close()
+
+
+def variants(source: Path, work: Path, embedder: Embedder) -> dict[str, float]:
+    """kb ingest of `source` as shipped and with the two ingest-side changes the encoder figures
+    suggest (smaller encoder batches; more files per ingest batch, so each encode call sees more
+    texts to sort by length), one round each, beside raw encode of the same texts."""
+    import ingest.pipeline as pipeline
+
+    small = Embedder.shared(embedder.model_id, 16)
+    small.encode(["warm up"])
+    shipped = pipeline.BATCH_DOCS
+    out: dict[str, float] = {}
+
+    def run(label: str, encoder: Embedder, batch_docs: int) -> None:
+        data_dir = work / "variant-data"
+        pipeline.BATCH_DOCS = batch_docs
+        try:
+            settings = Settings(data_dir=data_dir, batch_size=encoder.batch_size)
+            out[label] = kb_ingest(source, data_dir, encoder, settings)[0]
+        finally:
+            pipeline.BATCH_DOCS = shipped
+
+    run(f"kb ingest as shipped ({shipped} files per ingest batch, encoder batch {embedder.batch_size})",
+        embedder, shipped)
+    out["raw model.encode (one call, batch 32)"] = raw_encode(embedder, embedded_texts(work / "variant-data",
+                                                                                        embedder))
+    run("kb ingest, encoder batch 16", small, shipped)
+    run("kb ingest, 256 files per ingest batch", embedder, 256)
+    run("kb ingest, 256 files per ingest batch, encoder batch 16", small, 256)
+    return out
+
+
+def raw_encode(embedder: Embedder, texts: list[str], batch_size: int = 32) -> float:
+    """`model.encode` of every text in one call: the model's own speed limit here."""
+    with Clock() as clock:
+        embedder.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                              convert_to_numpy=True, show_progress_bar=False)
+    return clock.seconds
+
+
+def measure(name: str, source: Path, megabytes: float, files: int, work: Path, embedder: Embedder,
+            rounds: int, txtai: TxtaiSide | None, txtai_rounds: int | None = None) -> IngestResult:
+    """Rounds of kb ingest, raw encode and txtai index, interleaved; each kb round is followed by
+    a re-ingest of the same unchanged files into the collection it just built.
+
+    kb goes first in the first round: its collection gives the chunk texts the others encode.
+    """
+    data_dir = work / f"{name.replace(' ', '-').lower()}-data"
+    result = IngestResult(name, files, megabytes, 0, 0, data_dir=data_dir)
+
+    def kb_round() -> float:
+        took, result.chunks, result.failed = kb_ingest(source, data_dir, embedder)
+        result.reingest.append(kb_reingest(source, data_dir, embedder))
+        if not result.texts:
+            result.texts = embedded_texts(data_dir, embedder)
+            result.tokens = sum(embedder.count_tokens(t) for t in result.texts)
+        return took
+
+    runs = {"kb ingest": kb_round, "raw model.encode": lambda: raw_encode(embedder, result.texts)}
+    if txtai is not None:
+        runs["txtai Embeddings.index"] = lambda: txtai.index_seconds(result.texts)
+    result.seconds = interleaved(rounds, runs, {"txtai Embeddings.index": txtai_rounds or rounds})
+    return result
