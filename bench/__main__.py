@@ -50,7 +50,8 @@ class Config:
     def quick(cls) -> "Config":
         return cls(passages=100, ingest_rounds=1, corpus_rounds=1, scales=(20_000,), load_scale=20_000,
                    queries=30, queries_large=30, http_queries=20, load_seconds=3.0, startup_rounds=1,
-                   encode_texts=32, encode_rounds=1, variant_passages=40, out=ROOT / "data" / "bench" / "benchmarks-quick.md", title="quick run")
+                   encode_texts=32, encode_rounds=1, variant_passages=0,
+                   out=ROOT / "data" / "bench" / "benchmarks-quick.md", title="quick run")
 
 
 def parse(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from .run import run
 
-        work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="kb-bench-"))
+        work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-run-"))
         work.mkdir(parents=True, exist_ok=True)
         try:
             results = run(config, work)

@@ -8,8 +8,8 @@ RAW = "raw encode + exact FAISS"
 
 
 def render(r: dict) -> str:
-    parts = [_header(r), _machine(r), _targets(r), _ingest(r), _reingest(r), _latency(r), _http(r), _load(r),
-             _memory(r), _ann(r), _tuning(r), _findings(r)]
+    parts = [_header(r), _errors(r), _machine(r), _targets(r), _ingest(r), _reingest(r), _latency(r), _http(r),
+             _load(r), _memory(r), _ann(r), _tuning(r), _findings(r)]
     return "\n".join(p for p in parts if p).rstrip() + "\n"
 
 
@@ -49,6 +49,10 @@ def _table(head: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def _times(x: float) -> str:
+    return f"{x:.1f} ×" if x < 10 else f"{x:.0f} ×"
 
 
 def _met(ok: bool | None) -> str:
@@ -107,6 +111,13 @@ def _header(r: dict) -> str:
             "order (query by query, or round by round), so a busy moment falls on both sides alike. "
             "Nothing here is asserted by the test suite: `tests/test_bench.py` only runs the quick benchmark "
             f"at tiny sizes so the scripts keep working.\n{busy}")
+
+
+def _errors(r: dict) -> str:
+    if not r.get("errors"):
+        return ""
+    return ("**Sections that failed in this run** (left out below):\n\n"
+            + "\n".join(f"- {e}" for e in r["errors"]) + "\n")
 
 
 def _machine(r: dict) -> str:
@@ -313,11 +324,12 @@ def _ann(r: dict) -> str:
         if not s["ann"]:
             continue
         rows = [[a["setting"], f"{a['recall_at_10']:.3f}", _ms(a["approx_ms"]), _ms(a["exact_ms"]),
-                 f"{a['exact_ms'] / a['approx_ms']:.0f} ×" if a["approx_ms"] else "—"] for a in s["ann"]]
+                 _times(a["exact_ms"] / a["approx_ms"]) if a["approx_ms"] else "—"] for a in s["ann"]]
         note = f" {s['ann_note']}." if s["ann_note"] else ""
         out.append(
             f"## 7. Approximate index\n\nAt {s['chunks']:,} vectors (kb switches from exact to HNSW above "
-            f"{r['settings']['hnsw_threshold']:,}).{note} Vectors are shaped like real ones: each is a real MS MARCO passage "
+            f"{r['settings']['hnsw_threshold']:,}).{note} Vectors are shaped like real ones: each is a real "
+            "MS MARCO passage "
             "embedding moved by noise drawn from the real embeddings' own covariance, scaled so that it "
             "keeps a median cosine of 0.85 with the embedding it came from, then normalized (uniform random "
             "vectors would be HNSW's worst case and say nothing about real use). Queries are real questions "

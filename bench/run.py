@@ -7,9 +7,12 @@ Sections follow the issue's list; every comparison inside a section is measured 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import threading
 import time
+import traceback
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -69,10 +72,26 @@ class Results:
     loads: list[float] = field(default_factory=list)
     minutes: float = 0.0
     txtai: bool = False
+    errors: list[str] = field(default_factory=list)  # sections that failed; the run goes on without them
 
 
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+ERRORS: list[str] = []
+
+
+@contextmanager
+def guarded(label: str):
+    """A section that may fail without costing the rest of a 40-minute run: the failure is logged
+    and reported."""
+    try:
+        yield
+    except Exception as exc:  # any failure: report it, keep the other sections
+        log(f"FAILED {label}: {type(exc).__name__}: {exc}")
+        traceback.print_exc()
+        ERRORS.append(f"{label}: {type(exc).__name__}: {exc}"[:300])
 
 
 class LoadSampler(threading.Thread):
@@ -124,10 +143,13 @@ def run(config, work: Path) -> dict:
         txtai = TxtaiSide(resolve_model(settings.model), encode)
         results.txtai = True
 
+    ERRORS.clear()
     if config.corpus_rounds:
         log("ingest: sample corpus")
-        results.ingest.append(measure_ingest("sample corpus", data.CORPUS, data.corpus_bytes() / 1e6,
-                                             len(data.corpus_files()), work, embedder, config.corpus_rounds, txtai))
+        with guarded("sample corpus ingest"):
+            results.ingest.append(measure_ingest("sample corpus", data.CORPUS, data.corpus_bytes() / 1e6,
+                                                 len(data.corpus_files()), work, embedder, config.corpus_rounds,
+                                                 txtai))
     log(f"ingest: {config.passages} MS MARCO passages")
     records = data.passages(config.passages)
     source = work / "msmarco-src"
@@ -139,15 +161,20 @@ def run(config, work: Path) -> dict:
         log(f"ingest {result.name}: " + ", ".join(f"{k} {min(v):.1f} s" for k, v in result.seconds.items()))
 
     log("tuning: encoder batching and threads")
-    results.encode = tuning.encode_batching(embedder.model, msmarco.texts[:config.encode_texts], variants(),
-                                            rounds=config.encode_rounds)
-    log("tuning: kb ingest variants")
-    subset = records[:config.variant_passages]
-    data.write_passages(subset, work / "variant-src")
-    results.variant_files = len(subset)
-    results.ingest_variants = ingest_variants(work / "variant-src", work, embedder)
+    with guarded("encoder batching"):
+        results.encode = tuning.encode_batching(embedder.model, msmarco.texts[:config.encode_texts], variants(),
+                                                rounds=config.encode_rounds)
+    if config.variant_passages:
+        log("tuning: kb ingest variants")
+    with guarded("kb ingest variants"):
+        subset = records[:config.variant_passages]
+        if subset:
+            data.write_passages(subset, work / "variant-src")
+            results.variant_files = len(subset)
+            results.ingest_variants = ingest_variants(work / "variant-src", work, embedder)
     queries = Queries([r["text"] for r in records], 20_000)
-    results.query_threads = tuning.query_threads(encode, queries.take(min(60, config.queries)))
+    with guarded("query threads"):
+        results.query_threads = tuning.query_threads(encode, queries.take(min(60, config.queries)))
 
     set_threads(settings.query_threads)  # from here on the process answers queries, as kb serve does
     ids, vectors, texts = collection_arrays(msmarco.data_dir, embedder)
@@ -155,17 +182,17 @@ def run(config, work: Path) -> dict:
                                         vectors, texts, False, embedder, encode, txtai, queries, {}))
     for count in config.scales:
         log(f"building {count:,} generated chunks")
-        built = synth.build(work / f"generated-{count}", count, vectors, texts, settings)
-        scale = measure_scale(config, f"{count:,} (generated vectors)", built.data_dir, built.ids, built.vectors,
-                              built.texts, True, embedder, encode, txtai, queries,
-                              {"store (documents, chunks, FTS5, embeddings) s": built.store_seconds,
-                               f"vector index ({built.kind}) s": built.index_seconds})
-        results.scales.append(scale)
-        del built
-        import shutil
-
+        with guarded(f"{count:,} chunks"):
+            built = synth.build(work / f"generated-{count}", count, vectors, texts, settings)
+            scale = measure_scale(config, f"{count:,} (generated vectors)", built.data_dir, built.ids,
+                                  built.vectors, built.texts, True, embedder, encode, txtai, queries,
+                                  {"store (documents, chunks, FTS5, embeddings) s": built.store_seconds,
+                                   f"vector index ({built.kind}) s": built.index_seconds})
+            results.scales.append(scale)
+            del built
         shutil.rmtree(work / f"generated-{count}", ignore_errors=True)
 
+    results.errors = list(ERRORS)
     results.loads = sampler.stop()
     results.machine["load average at end (1/5/15 min)"] = load_average()
     results.minutes = (time.perf_counter() - began) / 60
@@ -234,41 +261,50 @@ def measure_scale(config, label: str, data_dir: Path, ids, vectors, texts, gener
     tx_hybrid = tx_dense = None
     if txtai is not None and count <= config.txtai_max:
         log(f"{count:,}: txtai index (vectors given)")
-        with Clock() as clock:
-            tx_hybrid = txtai.build(texts, vectors, hybrid=True)
-        scale.build["txtai hybrid index (vectors given) s"] = clock.seconds
-        tx_dense = txtai.build(texts, vectors, hybrid=False)
+        with guarded(f"txtai index at {count:,}"):
+            with Clock() as clock:
+                tx_hybrid = txtai.build(texts, vectors, hybrid=True)
+            scale.build["txtai hybrid index (vectors given) s"] = clock.seconds
+            tx_dense = txtai.build(texts, vectors, hybrid=False)
     n = config.queries_large if count >= 1_000_000 else config.queries
     log(f"{count:,}: in-process latency, {n} queries")
     runs = latency.systems(kb, exact, encode, tx_hybrid, tx_dense)
     scale.latency = latency.measure(runs, queries.take(n))
     scale.parts = latency.parts(kb, exact, encode, queries.take(min(n, 50)))
-    from kb.search import Searcher
-
-    searcher = Searcher(kb)
-    with one_thread():
-        for mode in ("hybrid", "dense"):
-            scale.breakdown[mode] = tuning.breakdown(searcher, queries.take(min(n, 40)), mode)
     for side in (tx_hybrid, tx_dense):
         if side is not None:
             side.close()
+    from kb.search import Searcher
+
+    searcher = Searcher(kb)
+    with guarded(f"time breakdown at {count:,}"), one_thread():
+        for mode in ("hybrid", "dense"):
+            scale.breakdown[mode] = tuning.breakdown(searcher, queries.take(min(n, 40)), mode)
     largest = count == max([*config.scales, count])
     if count == config.load_scale or largest:
-        scale.fts = tuning.fts_shapes(kb.store, queries.take(min(n, 100)))
-        scale.faiss_threads = tuning.faiss_threads(exact, [encode(q) for q in queries.take(30)])
+        log(f"{count:,}: FTS5 query shapes, FAISS threads")
+        with guarded(f"FTS5 shapes at {count:,}"):
+            scale.fts = tuning.fts_shapes(kb.store, queries.take(min(n, 100)))
+        with guarded(f"FAISS threads at {count:,}"):
+            scale.faiss_threads = tuning.faiss_threads(exact, [encode(q) for q in queries.take(30)])
     if count == config.load_scale:
-        scale.cache = tuning.query_cache(searcher, queries.take(min(n, 60)))
+        with guarded(f"query cache at {count:,}"):
+            scale.cache = tuning.query_cache(searcher, queries.take(min(n, 60)))
     if scale.kind == "hnsw" or (largest and not any(s >= kb.settings.hnsw_threshold for s in config.scales)):
         log(f"{count:,}: approximate index against exact search")
-        scale.ann, scale.ann_note = approximate(kb, exact, ids, vectors, encode, queries)
+        with guarded(f"approximate index at {count:,}"):
+            scale.ann, scale.ann_note = approximate(kb, exact, ids, vectors, encode, queries)
     kb.close()
     del exact
 
     scale.index_mb = folder_mb(data_dir / "index")
     scale.db_mb = sum(os.path.getsize(p) for p in data_dir.glob("kb.sqlite3*")) / 1024 ** 2
     if largest and count >= 100_000:
-        scale.mmap = tuning.mmap_load(data_dir / "index" / "vectors.faiss")
-    serve(config, scale, data_dir, queries)
+        log(f"{count:,}: index loading, read against memory-mapped")
+        with guarded(f"index loading at {count:,}"):
+            scale.mmap = tuning.mmap_load(data_dir / "index" / "vectors.faiss")
+    with guarded(f"kb serve at {count:,}"):
+        serve(config, scale, data_dir, queries)
     return scale
 
 
@@ -303,7 +339,7 @@ def serve(config, scale: ScaleResult, data_dir: Path, queries: Queries) -> None:
         log(f"{scale.chunks:,}: HTTP, one client")
         scale.http = http_single(server.port, queries.take(2 * config.http_queries))
         if scale.chunks == config.load_scale:
-            log(f"{scale.chunks:,}: load test {config.load_levels} clients, beside a server with torch's default threads")
+            log(f"{scale.chunks:,}: load test {config.load_levels} clients, beside a server on torch's own threads")
             with Server(data_dir, env={"KB_QUERY_THREADS": "0"}) as single:
                 single.start(probe=queries.take(1)[0])
                 for level in config.load_levels:
