@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -50,9 +52,63 @@ def band_keys(sig: np.ndarray) -> list[str]:
             for b in range(BANDS)]
 
 
+def word_triples(text: str) -> set[tuple[str, ...]]:
+    """Word 3-shingles as tuples: the same sets as `shingles(text, 3)`, several times cheaper to
+    build (no joined strings), for comparisons made at query time."""
+    words = _WORD.findall(text.lower())
+    if len(words) <= 3:
+        return {tuple(words)} if words else set()
+    return set(zip(words, words[1:], words[2:]))
+
+
 def text_overlap(a: str, b: str) -> float:
     """Jaccard overlap of word 3-shingles: how far two passages say the same thing in the same words."""
-    sa, sb = shingles(a, 3), shingles(b, 3)
+    sa, sb = word_triples(a), word_triples(b)
     if not sa or not sb:
         return 0.0
     return len(sa & sb) / len(sa | sb)
+
+
+class TripleCache:
+    """Each passage's word 3-shingles as a sorted array of 64-bit hashes, remembered by the hash
+    of the passage's text (content-addressed, so safe to share), least recently used dropped."""
+
+    def __init__(self, size: int = 20_000):
+        self.size = size
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str | None, text: str) -> np.ndarray:
+        with self._lock:
+            hit = self._items.get(key) if key else None
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit
+        grams = np.fromiter(map(hash, word_triples(text)), dtype=np.int64)
+        grams.sort()
+        if key:
+            with self._lock:
+                self._items[key] = grams
+                if len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        return grams
+
+
+TRIPLES = TripleCache()
+
+
+def shared_counts(grams: list[np.ndarray]) -> np.ndarray:
+    """An n × n matrix: how many 3-shingles passages i and j share (the diagonal is each one's
+    own count). Sparse products, so the cost follows the shingles, not n² comparisons."""
+    from scipy.sparse import csr_matrix
+
+    n = len(grams)
+    if not n:
+        return np.zeros((0, 0), dtype=np.int64)
+    sizes = np.fromiter((len(g) for g in grams), dtype=np.int64, count=n)
+    flat = np.concatenate(grams) if sizes.sum() else np.zeros(0, dtype=np.int64)
+    _, columns = np.unique(flat, return_inverse=True)
+    owners = np.repeat(np.arange(n), sizes)
+    incidence = csr_matrix((np.ones(len(flat), dtype=np.int32), (owners, columns.ravel())),
+                           shape=(n, int(columns.max()) + 1 if len(flat) else 0))
+    return (incidence @ incidence.T).toarray().astype(np.int64)

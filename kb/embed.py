@@ -56,6 +56,7 @@ class Embedder:
         self._lock = threading.Lock()
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         self._query_cache = query_cache
+        self._direct: bool | None = None  # may one query skip `encode`'s bookkeeping? (checked once)
 
     @property
     def model(self):
@@ -75,7 +76,8 @@ class Embedder:
 
         path = resolve_model(self.model_id)
         try:
-            return SentenceTransformer(path, device="cpu")
+            model = SentenceTransformer(path, device="cpu")
+            return model.eval()  # inference only (the direct query path relies on it)
         except Exception as exc:  # the library raises many kinds; all mean "cannot load"
             where = "folder" if Path(path).exists() else "name (offline: only local models load)"
             raise ConfigError(f"cannot load model {self.model_id!r} from {where}: {exc}") from None
@@ -107,11 +109,43 @@ class Embedder:
         if hit is not None:
             self._queries.move_to_end(text)
             return hit
-        vector = self.encode([text])[0]
+        vector = self._encode_one(text)
         self._queries[text] = vector
         if len(self._queries) > self._query_cache:
             self._queries.popitem(last=False)
         return vector
+
+
+    def _encode_one(self, text: str) -> np.ndarray:
+        """One query through the model's forward pass directly: `encode` re-runs `eval()` over
+        every module and sorts and batches first, about 1.5 ms of a 12 ms query here. The first
+        query is encoded both ways and the direct path kept only if it agrees (cosine > 0.9999),
+        so models with prompts or unusual modules simply keep `encode`."""
+        if self._direct is False:
+            return self.encode([text])[0]
+        try:
+            vector = self._forward(text)
+        except Exception:  # any model the direct path does not suit: use encode from now on
+            self._direct = False
+            return self.encode([text])[0]
+        if self._direct is None:
+            reference = self.encode([text])[0]
+            self._direct = bool(float(reference @ vector) > 0.9999)
+            return reference
+        return vector
+
+    def _forward(self, text: str) -> np.ndarray:
+        import torch
+
+        model = self.model
+        if getattr(model, "default_prompt_name", None) or model.training:
+            raise ValueError("a prompted or training-mode model goes through encode")
+        prepare = getattr(model, "preprocess", None) or model.tokenize
+        features = prepare([text])
+        with torch.inference_mode():
+            out = model(features)["sentence_embedding"].float()
+            out = torch.nn.functional.normalize(out, dim=1)
+        return np.ascontiguousarray(out[0].numpy(), dtype=np.float32)
 
 
 def load_cross_encoder(name: str):

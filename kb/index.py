@@ -89,6 +89,11 @@ class VectorIndex:
             return self._vectors(ids)
 
     def _vectors(self, ids: np.ndarray) -> np.ndarray:
+        if len(ids):
+            try:  # one call into FAISS; it refuses the whole batch if any id is missing
+                return self._index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64))
+            except RuntimeError:
+                pass
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
         for row, i in enumerate(ids):
             try:

@@ -23,6 +23,7 @@ MODES = ("hybrid", "dense", "keyword")
 MAX_K = 100
 FOLD_OVERLAP = 0.6
 RELEVANCE_FLOOR = 0.30  # cosine similarity below which a passage does not really speak to the question
+FEEDBACK_POOL = 1000  # dense candidates kept for the feedback round to re-rank
 PER_DOCUMENT = 2  # passages of one document shown before other documents get their turn
 
 
@@ -64,10 +65,13 @@ class Searcher:
         """Ranked (chunk id, score) pairs for one query, filters applied inside each retriever."""
         settings = self.kb.settings
         dense, keyword, vector, allowed = [], [], None, None
+        feedback = mode == "hybrid" and settings.feedback_docs > 0
         if mode in ("hybrid", "dense"):
             allowed = self.allowed_ids(filters)
             vector = self.kb.embedder.encode_query(text)
-            dense = self.kb.index.search(vector, depth, allowed)
+            # with feedback, one search keeps a deeper pool that the moved query re-scores
+            pool = self.kb.index.search(vector, max(depth, FEEDBACK_POOL) if feedback else depth, allowed)
+            dense = pool[:depth]
         if mode in ("hybrid", "keyword"):
             match = fts_match(text)
             keyword = self.kb.store.keyword_search(match, filters, depth) if match else []
@@ -76,12 +80,17 @@ class Searcher:
         if mode == "keyword":
             return keyword
         fused = self._fuse(dense, keyword)
-        if settings.feedback_docs and fused:
-            # pseudo-relevance feedback: move the query towards the best fused passages, search again
+        if feedback and fused and pool:
+            # pseudo-relevance feedback: move the query towards the best fused passages and rank the
+            # dense pool again by the moved query (the passages it ranks high are in the pool: a
+            # second search of the whole index found the same top 100 at a full scan's cost)
             top = np.asarray([i for i, _ in fused[:settings.feedback_docs]], dtype=np.int64)
             moved = vector + settings.feedback_weight * self.kb.index.vectors(top).mean(axis=0)
             moved /= max(float(np.linalg.norm(moved)), 1e-9)
-            fused = self._fuse(self.kb.index.search(moved, depth, allowed), keyword)
+            ids = np.asarray([i for i, _ in pool], dtype=np.int64)
+            scores = self.kb.index.vectors(ids) @ moved
+            order = np.argsort(-scores, kind="stable")[:depth]
+            fused = self._fuse([(int(ids[n]), float(scores[n])) for n in order], keyword)
         if settings.reranker:
             fused = self._rerank(text, fused)
         return fused
@@ -158,32 +167,40 @@ def fold(ranked: list) -> list[tuple]:
     """Fold hits that repeat a better-ranked passage from another document (the same text
     published elsewhere) into that hit, which then lists where else it appears.
 
-    Shared word 3-shingles are counted through an inverted map, so this stays linear in the text.
+    A hit folds into the kept hit of another document with which its word 3-shingles overlap
+    most, if that Jaccard overlap reaches FOLD_OVERLAP; the overlaps of all pairs come from one
+    sparse product over cached shingle hashes.
     """
+    rows = [row for row, _ in ranked]
+    grams = [dedup.TRIPLES.get(_key(row), row["text"]) for row in rows]
+    common = dedup.shared_counts(grams)
+    sizes = np.diagonal(common)
+    docs = np.asarray([row["doc_id"] for row in rows])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        overlap = common / (sizes[:, None] + sizes[None, :] - common)
+    kept_mask = np.zeros(len(rows), dtype=bool)
+    into: dict[int, int] = {}  # row index -> index in `kept`
     kept: list[tuple] = []
-    sizes: list[int] = []
-    owners: dict[str, list[int]] = {}
-    for row, score in ranked:
-        mine = dedup.shingles(row["text"], 3)
-        shared: Counter = Counter()
-        for gram in mine:
-            for i in owners.get(gram, ()):
-                shared[i] += 1
-        for i, common in shared.most_common():
-            best, _, also = kept[i]
-            if best["doc_id"] == row["doc_id"]:
-                continue
-            if common / (len(mine) + sizes[i] - common) >= FOLD_OVERLAP:
-                if all(a["doc_id"] != row["doc_id"] for a in also):
-                    also.append({"doc_id": row["doc_id"], "title": row["title"], "site": row["site"],
-                                 "source": row["source"]})
-                break
-        else:
-            for gram in mine:
-                owners.setdefault(gram, []).append(len(kept))
-            kept.append((row, score, []))
-            sizes.append(len(mine))
+    for j, (row, score) in enumerate(ranked):
+        near = np.flatnonzero(kept_mask[:j] & (docs[:j] != docs[j]) & (overlap[j, :j] >= FOLD_OVERLAP))
+        if len(near):
+            best = near[np.argmax(common[j, near])]  # most shared; the better-ranked on a tie
+            also = kept[into[int(best)]][2]
+            if all(a["doc_id"] != row["doc_id"] for a in also):
+                also.append({"doc_id": row["doc_id"], "title": row["title"], "site": row["site"],
+                             "source": row["source"]})
+            continue
+        kept_mask[j] = True
+        into[j] = len(kept)
+        kept.append((row, score, []))
     return kept
+
+
+def _key(row) -> str | None:
+    try:
+        return row["text_hash"]
+    except (IndexError, KeyError):
+        return None
 
 
 def spread(hits: list[tuple], per_doc: int) -> list[tuple]:

@@ -35,6 +35,10 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+BM25 = "bm25(chunks_fts, 1.0, 0.6, 0.8)"  # column weights: text, title, headings
+KEYWORD_HEAD = 4  # keyword search ranks limit × this many matches before filtering them
+
+
 def filter_sql(filters: Filters, alias: str = "d") -> tuple[str, list]:
     """SQL conditions (on the documents table) and parameters for a set of filters. Pure."""
     where = [f"{alias}.status = 'active'"]
@@ -278,10 +282,27 @@ class Store:
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def keyword_search(self, match: str, filters: Filters, limit: int) -> list[tuple[int, float]]:
-        """BM25 over chunk text, title and headings; higher scores are better."""
+        """BM25 over chunk text, title and headings; higher scores are better.
+
+        FTS5 ranks its own top few hundred first and only those are checked against the filters:
+        ranking every match joined to its document cost three times as much. When too few of them
+        pass (a narrow filter), the full filtered query runs; either way the result is the same.
+        """
         where, params = filter_sql(filters)
+        wanted = KEYWORD_HEAD * limit
+        if wanted <= 8000:  # well inside SQLite's limit on bound parameters
+            head = self.conn.execute(
+                f"SELECT rowid, {BM25} AS rank FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?",
+                [match, wanted]).fetchall()
+            ids = [r[0] for r in head]
+            passed = {r[0] for r in self.conn.execute(
+                f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                f"WHERE c.id IN ({', '.join('?' * len(ids))}) AND {where}", [*ids, *params])} if ids else set()
+            kept = [(int(i), -float(rank)) for i, rank in head if i in passed][:limit]
+            if len(kept) == limit or len(head) < wanted:
+                return kept
         rows = self.conn.execute(
-            "SELECT f.rowid, bm25(chunks_fts, 1.0, 0.6, 0.8) AS rank FROM chunks_fts f "
+            f"SELECT f.rowid, {BM25} AS rank FROM chunks_fts f "
             "JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.doc_id "
             f"WHERE chunks_fts MATCH ? AND {where} ORDER BY rank LIMIT ?", [match, *params, limit]).fetchall()
         return [(int(r[0]), -float(r[1])) for r in rows]
@@ -290,7 +311,7 @@ class Store:
         if not ids:
             return {}
         rows = self.conn.execute(
-            "SELECT c.id, c.doc_id, c.ordinal, c.text, c.heading, c.page, c.char_start, c.char_end, "
+            "SELECT c.id, c.doc_id, c.ordinal, c.text, c.text_hash, c.heading, c.page, c.char_start, c.char_end, "
             "d.title, d.source, d.site, d.doc_type, d.published, d.tags, d.dup_of, d.visibility, d.status "
             f"FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({', '.join('?' * len(ids))})",
             [int(i) for i in ids]).fetchall()

@@ -211,3 +211,31 @@ def test_searches_run_safely_while_the_index_changes(fake_kb):
     for t in threads:
         t.join()
     assert not errors and in_step(fake_kb)
+
+
+def test_keyword_search_finds_a_narrow_filters_matches_beyond_the_best_ranked(fake_kb):
+    """FTS5 ranks its own top matches before filtering; when a filter admits none of them, the full
+    filtered query still finds the documents it admits."""
+    add(fake_kb, *[new_doc(f"a{n}", [f"garden garden garden number {n}"], site="Croydon") for n in range(30)],
+        *[new_doc(f"b{n}", [f"garden, among many other words about walking groups and tea {n}"], site="Leeds")
+          for n in range(3)])
+    store = fake_kb.store
+    everything = store.keyword_search('"garden"', Filters(), 4)
+    assert {store.get(store.chunk_rows([i])[i]["doc_id"]).site for i, _ in everything} == {"Croydon"}
+    leeds = store.keyword_search('"garden"', Filters(site=["Leeds"]), 2)
+    rows = store.chunk_rows([i for i, _ in leeds])
+    assert len(leeds) == 2 and {rows[i]["site"] for i, _ in leeds} == {"Leeds"}
+    assert [s for _, s in leeds] == sorted((s for _, s in leeds), reverse=True)
+
+
+def test_one_query_is_encoded_as_encode_does(model):
+    """The direct forward pass for one query agrees with sentence-transformers' encode."""
+    from kb.embed import Embedder
+
+    fresh = Embedder(model.model_id)
+    fresh._model = model.model
+    first = fresh.encode_query("peer support for carers in Plymouth")  # checked against encode
+    second = fresh.encode_query("social prescribing in Gloucestershire")  # the direct path
+    assert fresh._direct is True
+    reference = model.encode(["peer support for carers in Plymouth", "social prescribing in Gloucestershire"])
+    assert float(first @ reference[0]) > 0.9999 and float(second @ reference[1]) > 0.9999
