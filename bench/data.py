@@ -65,11 +65,13 @@ def judged_queries() -> list[str]:
 
 
 def query_pool(size: int, texts: list[str], seed: int = 7) -> list[str]:
-    """`size` distinct queries: the judged ones, then 3-7 word phrases cut from `texts`."""
+    """Up to `size` distinct queries: the judged ones, then 3-7 word phrases cut from `texts`."""
     rng = random.Random(seed)
     pool = judged_queries()[:size]
     seen = set(pool)
-    while len(pool) < size:
+    tries = 0
+    while len(pool) < size and tries < 50 * size:  # few texts hold few distinct phrases: stop trying
+        tries += 1
         words = rng.choice(texts).split()
         if len(words) < 8:
             continue

@@ -69,9 +69,9 @@ def _scale(r: dict, chunks: int | None = None, kind: str | None = None, first: b
     return None
 
 
-def _ingest_ratio(result: dict) -> tuple[float, list[float]]:
+def _ingest_ratio(result: dict, reference: str = "raw model.encode") -> tuple[float, list[float]]:
     """kb's chunks/s over raw encode's texts/s: of the medians, and round by round."""
-    kb, raw = result["seconds"].get("kb ingest", []), result["seconds"].get("raw model.encode", [])
+    kb, raw = result["seconds"].get("kb ingest", []), result["seconds"].get(reference, [])
     texts = result["texts"]
     if not kb or not raw:
         return float("nan"), []
@@ -134,8 +134,13 @@ def _targets(r: dict) -> str:
     ms = next((i for i in r["ingest"] if i["name"] == "MS MARCO"), None)
     if ms:
         ratio, paired = _ingest_ratio(ms)
-        rows.append(["2", f"kb ingest ≥ 0.85 × raw encode ({ms['files']:,} MS MARCO passages)",
-                     f"{ratio:.2f} × (rounds {min(paired):.2f}–{max(paired):.2f})" if paired else "—",
+        own = next((k for k in ms["seconds"] if k.startswith("raw model.encode, batch")), None)
+        text = f"{ratio:.2f} × (rounds {min(paired):.2f}–{max(paired):.2f})" if paired else "—"
+        if own:
+            strict, strict_paired = _ingest_ratio(ms, own)
+            text += f"; {strict:.2f} × raw encode at kb's batch size ({own.split(', ')[1].split(' (')[0]})"
+            ratio = min(ratio, strict)
+        rows.append(["2", f"kb ingest ≥ 0.85 × raw encode ({ms['files']:,} MS MARCO passages)", text,
                      _met(ratio >= 0.85 if ratio == ratio else None)])
         re = [x / y for x, y in zip(ms["reingest"], ms["seconds"].get("kb ingest", []))]
         rows.append(["3", "re-ingest of the unchanged corpus ≤ 2 % of the first ingest",
@@ -345,18 +350,19 @@ def _tuning(r: dict) -> str:
     if r["encode"]:
         rows = [[name, _spread_of(v)] for name, v in r["encode"].items()]
         out.append("### Encoder: texts per call, batch size, threads\n\nThe first MS MARCO chunk texts in file "
-                   "order, encoded in the ways below (2 rounds, rotating order). kb's ingest encodes one ingest "
-                   "batch at a time (32 files); one call over everything lets sentence-transformers sort all "
-                   "texts by length first, so its batches carry less padding.\n\n"
+                   "order, encoded in the ways below (rounds in rotating order). kb's ingest used to encode one "
+                   "ingest batch of 32 files at a time; it now collects up to 256 files (or 4 MB of text) per "
+                   "ingest batch and encodes up to 1,024 chunk texts per call, which sentence-transformers sorts "
+                   "by length, so its batches carry less padding; and its encoder batch is 16.\n\n"
                    + _table(["variant", "texts/s"], rows))
     if r.get("ingest_variants"):
         v = r["ingest_variants"]
         raw = next((x for k, x in v.items() if k.startswith("raw")), None)
         rows = [[k, f"{x:.1f}", f"{raw / x:.2f} ×" if raw else "—"] for k, x in v.items()]
-        out.append(f"### kb ingest with the changes the encoder table suggests\n\nThe first "
+        out.append(f"### kb ingest as shipped and as it was before these measurements\n\nThe first "
                    f"{r['variant_files']:,} MS MARCO passages, one round each, in this order; the variants "
                    "patch the ingest batch size (`ingest.pipeline.BATCH_DOCS`) and `KB_BATCH_SIZE` for the "
-                   "run only.\n\n" + _table(["", "seconds", "speed vs raw encode"], rows))
+                   "run only. The last column is speed relative to raw encode at batch 32 (higher is faster).\n\n" + _table(["", "seconds", "speed vs raw encode"], rows))
     if r["query_threads"]:
         rows = [[k, _ms(v["p50"]), _ms(v["p95"])] for k, v in r["query_threads"].items()]
         out.append("### Encoding one query: torch threads\n\n" + _table(["threads", "p50 ms", "p95 ms"], rows))

@@ -228,13 +228,12 @@ def variants() -> list[tuple[str, int, int, int]]:
     t = torch.get_num_threads()
     everything = 1 << 30
     return [
-        (f"calls of 32 texts, batch 32, {t} threads (kb ingest: 32 files per ingest batch)", 32, 32, t),
+        (f"calls of 32 texts, batch 32, {t} threads (kb ingest before: 32 files per ingest batch)", 32, 32, t),
         (f"calls of 32 texts, batch 16, {t} threads", 32, 16, t),
-        (f"calls of 32 texts, batch 8, {t} threads", 32, 8, t),
         (f"one call (sorted by length), batch 32, {t} threads (raw encode)", everything, 32, t),
-        (f"one call (sorted by length), batch 16, {t} threads", everything, 16, t),
-        ("calls of 32 texts, batch 32, 1 thread", 32, 32, 1),
-        ("one call (sorted by length), batch 32, 1 thread", everything, 32, 1),
+        (f"one call (sorted by length), batch 16, {t} threads (kb ingest now)", everything, 16, t),
+        (f"one call (sorted by length), batch 8, {t} threads", everything, 8, t),
+        ("one call (sorted by length), batch 16, 1 thread", everything, 16, 1),
     ]
 
 

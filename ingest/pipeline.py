@@ -20,7 +20,12 @@ from .detect import SUPPORTED
 from .isolate import IsolatedLoader
 from .meta import MANIFEST, is_metadata_file, meta_from_mapping, read_manifest, read_sidecar
 
-BATCH_DOCS = 32
+# Documents are stored and embedded in batches: one transaction and one index save per batch, and
+# one encoder call over all its chunks, which sentence-transformers sorts by length so each encoder
+# batch pads little. 32 small files per batch ran at 0.60 x raw encode of the same texts; a batch
+# closes at this many files or this much text (docs/benchmarks.md, section 8).
+BATCH_DOCS = 256
+BATCH_CHARS = 4_000_000
 Notify = Callable[[ItemOutcome], None]
 
 
@@ -107,6 +112,7 @@ def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = N
     settings = kb.settings
     seen: dict[str, str] = {}
     batch: list[NewDocument] = []
+    pending = [0]  # characters of text in the batch
     manifests: dict[Path, dict] = {}
 
     def record(outcome: ItemOutcome) -> None:
@@ -124,6 +130,7 @@ def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = N
             for doc in batch:
                 record(ItemOutcome(doc.label or doc.source, "failed", str(exc)))
         batch.clear()
+        pending[0] = 0
 
     with kb.writing(), IsolatedLoader(settings.max_pdf_pages, settings.max_load_seconds) as loader:
         for path, base, problem in walk([Path(p) for p in paths], settings.follow_symlinks):
@@ -152,13 +159,14 @@ def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = N
                 stored = _keep_copy(kb, data, sha, path.suffix)
                 batch.append(NewDocument(source, sha, loaded, meta, original_name=path.name, stored_path=stored,
                                          label=name))
+                pending[0] += sum(len(block.text) for block in loaded.blocks)
             except (LoadError, OSError) as exc:
                 record(ItemOutcome(name, "failed", _reason(exc)))
                 continue
             except Exception as exc:  # a loader bug must not cost the other files
                 record(ItemOutcome(name, "failed", f"unexpected error: {type(exc).__name__}: {exc}"[:300]))
                 continue
-            if len(batch) >= BATCH_DOCS:
+            if len(batch) >= BATCH_DOCS or pending[0] >= BATCH_CHARS:
                 flush()
         flush()
         if prune:

@@ -28,6 +28,7 @@ from .settings import Settings
 from .store import Store
 
 Progress = Callable[[int], None]
+ENCODE_CALL = 1024  # texts per encoder call: sorted by length inside it, and progress reported after
 
 
 def text_hash(text: str) -> str:
@@ -205,8 +206,8 @@ class KnowledgeBase:
         fresh: dict[str, np.ndarray] = {}
         if todo:
             keys = list(todo)
-            for start in range(0, len(keys), 256):
-                part = keys[start:start + 256]
+            for start in range(0, len(keys), ENCODE_CALL):  # sorted by length inside each call
+                part = keys[start:start + ENCODE_CALL]
                 fresh.update(zip(part, self.embedder.encode([todo[h] for h in part])))
                 if progress:
                     progress(len(part))

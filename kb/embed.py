@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
-from .settings import DEFAULT_MODEL
+from .settings import DEFAULT_BATCH_SIZE, DEFAULT_MODEL
 
 
 def set_threads(count: int) -> None:
@@ -42,14 +42,14 @@ class Embedder:
     _shared: dict[tuple[str, int], "Embedder"] = {}
 
     @classmethod
-    def shared(cls, model: str = DEFAULT_MODEL, batch_size: int = 32) -> "Embedder":
+    def shared(cls, model: str = DEFAULT_MODEL, batch_size: int = DEFAULT_BATCH_SIZE) -> "Embedder":
         """One instance per model in a process, so the model loads once (CLI, web app, tests)."""
         key = (model, batch_size)
         if key not in cls._shared:
             cls._shared[key] = cls(model, batch_size)
         return cls._shared[key]
 
-    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 32, query_cache: int = 1024):
+    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = DEFAULT_BATCH_SIZE, query_cache: int = 1024):
         self.model_id = model
         self.batch_size = batch_size
         self._model = None

@@ -7,6 +7,7 @@ built from SQL, FTS5 gets the same SQL conditions.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter, OrderedDict
 
@@ -45,21 +46,34 @@ class Searcher:
 
     def __init__(self, kb: KnowledgeBase):
         self.kb = kb
-        self._allowed: OrderedDict[tuple, np.ndarray | None] = OrderedDict()
+        self._admitted: OrderedDict[str, np.ndarray] = OrderedDict()  # filters -> sorted chunk ids
+        self._revision: int | None = None
+        self._lock = threading.Lock()
         self._reranker = None
+
+    def admitted(self, filters: Filters) -> np.ndarray:
+        """The sorted ids of every chunk the filters admit, cached until the store's next change."""
+        revision = self.kb.store.revision()
+        key = json.dumps(filters.__dict__, sort_keys=True, default=list)
+        with self._lock:
+            if revision != self._revision:
+                self._admitted.clear()
+                self._revision = revision
+            if key in self._admitted:
+                self._admitted.move_to_end(key)
+                return self._admitted[key]
+        ids = np.sort(self.kb.store.allowed_chunk_ids(filters))
+        with self._lock:
+            if revision == self._revision:
+                self._admitted[key] = ids
+                while len(self._admitted) > 16:
+                    self._admitted.popitem(last=False)
+        return ids
 
     def allowed_ids(self, filters: Filters) -> np.ndarray | None:
         """Chunk ids the filters admit, or None when they admit every indexed vector."""
-        index = self.kb.index
-        key = (self.kb.store.revision(), json.dumps(filters.__dict__, sort_keys=True, default=list))
-        if key in self._allowed:
-            return self._allowed[key]
-        ids = self.kb.store.allowed_chunk_ids(filters)
-        result = None if len(ids) == index.count() and filters.doc_ids is None else ids
-        self._allowed[key] = result
-        if len(self._allowed) > 64:
-            self._allowed.popitem(last=False)
-        return result
+        ids = self.admitted(filters)
+        return None if len(ids) == self.kb.index.count() and filters.doc_ids is None else ids
 
     def candidates(self, text: str, filters: Filters, mode: str, depth: int) -> list[tuple[int, float]]:
         """Ranked (chunk id, score) pairs for one query, filters applied inside each retriever."""
@@ -74,7 +88,7 @@ class Searcher:
             dense = pool[:depth]
         if mode in ("hybrid", "keyword"):
             match = fts_match(text)
-            keyword = self.kb.store.keyword_search(match, filters, depth) if match else []
+            keyword = self.kb.store.keyword_search(match, filters, depth, self.admitted(filters)) if match else []
         if mode == "dense":
             return dense
         if mode == "keyword":

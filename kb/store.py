@@ -281,10 +281,12 @@ class Store:
             f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}", params).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
-    def keyword_search(self, match: str, filters: Filters, limit: int) -> list[tuple[int, float]]:
+    def keyword_search(self, match: str, filters: Filters, limit: int,
+                       admitted: np.ndarray | None = None) -> list[tuple[int, float]]:
         """BM25 over chunk text, title and headings; higher scores are better.
 
-        FTS5 ranks its own top few hundred first and only those are checked against the filters:
+        FTS5 ranks its own top few hundred first and only those are checked against the filters
+        (against `admitted`, the sorted chunk ids the filters admit, when the caller has them):
         ranking every match joined to its document cost three times as much. When too few of them
         pass (a narrow filter), the full filtered query runs; either way the result is the same.
         """
@@ -294,10 +296,16 @@ class Store:
             head = self.conn.execute(
                 f"SELECT rowid, {BM25} AS rank FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?",
                 [match, wanted]).fetchall()
-            ids = [r[0] for r in head]
-            passed = {r[0] for r in self.conn.execute(
-                f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id "
-                f"WHERE c.id IN ({', '.join('?' * len(ids))}) AND {where}", [*ids, *params])} if ids else set()
+            ids = np.fromiter((r[0] for r in head), dtype=np.int64, count=len(head))
+            if admitted is not None:
+                at = np.searchsorted(admitted, ids).clip(max=max(len(admitted) - 1, 0))
+                passed = set(ids[admitted[at] == ids].tolist()) if len(admitted) else set()
+            elif len(ids):
+                passed = {r[0] for r in self.conn.execute(
+                    f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                    f"WHERE c.id IN ({', '.join('?' * len(ids))}) AND {where}", [*ids.tolist(), *params])}
+            else:
+                passed = set()
             kept = [(int(i), -float(rank)) for i, rank in head if i in passed][:limit]
             if len(kept) == limit or len(head) < wanted:
                 return kept

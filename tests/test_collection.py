@@ -226,6 +226,10 @@ def test_keyword_search_finds_a_narrow_filters_matches_beyond_the_best_ranked(fa
     rows = store.chunk_rows([i for i, _ in leeds])
     assert len(leeds) == 2 and {rows[i]["site"] for i, _ in leeds} == {"Leeds"}
     assert [s for _, s in leeds] == sorted((s for _, s in leeds), reverse=True)
+    searcher = Searcher(fake_kb)  # the same answers when the admitted ids come from the searcher's cache
+    for filters, limit in ((Filters(site=["Leeds"]), 2), (Filters(), 4), (Filters(site=["Newham"]), 3)):
+        assert store.keyword_search('"garden"', filters, limit, searcher.admitted(filters)) == \
+            store.keyword_search('"garden"', filters, limit)
 
 
 def test_one_query_is_encoded_as_encode_does(model):
