@@ -38,7 +38,7 @@ def recall(found: list[int], truth: list[int], k: int = 10) -> float:
     return len(set(found[:k]) & set(truth[:k])) / k
 
 
-def measure(index, exact, queries: np.ndarray, ef_values=(128, 256, 512, 1024, 2048),
+def measure(index, exact, queries: np.ndarray, ef_values=(128, 256, 512, 1024, 2048, 4096),
             allowed: np.ndarray | None = None, label: str = "", timed: int = 40) -> list[AnnRow]:
     """Rows for kb's configured search and for each efSearch value, all against exact search.
 

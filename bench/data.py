@@ -18,8 +18,14 @@ MSMARCO = ROOT.parent / "shared" / "eval" / "msmarco"
 CORPUS = ROOT / "corpus"
 
 
+PASSAGE_SET = "MS MARCO" if (MSMARCO / "corpus.jsonl").exists() else "sample-corpus paragraphs"
+
+
 def passages(limit: int | None = None) -> list[dict]:
-    """MS MARCO passages `{"_id", "text"}` in file order."""
+    """MS MARCO passages `{"_id", "text"}` in file order; without ../shared (a fresh clone), the
+    paragraphs of the sample corpus's Markdown and text files, so the scripts still run."""
+    if PASSAGE_SET != "MS MARCO":
+        return corpus_paragraphs(limit)
     out = []
     with open(MSMARCO / "corpus.jsonl", encoding="utf-8") as fh:
         for line in fh:
@@ -43,6 +49,18 @@ def write_passages(records: list[dict], folder: Path) -> int:
     return total
 
 
+def corpus_paragraphs(limit: int | None = None) -> list[dict]:
+    out = []
+    for path in corpus_files():
+        if path.suffix.lower() not in (".md", ".txt"):
+            continue
+        for n, para in enumerate(path.read_text(encoding="utf-8").split("\n\n")):
+            text = " ".join(para.split())
+            if len(text.split()) >= 8 and not text.startswith("#"):
+                out.append({"_id": f"{path.stem}-{n}", "text": text})
+    return out[:limit] if limit else out
+
+
 def corpus_files() -> list[Path]:
     """The files the sample corpus's manifest lists (what `kb ingest corpus/` reads)."""
     with open(CORPUS / "manifest.csv", encoding="utf-8") as fh:
@@ -57,6 +75,8 @@ def judged_queries() -> list[str]:
     """Real questions: MS MARCO's, the hct set's and the sample corpus's."""
     out = []
     for path in (MSMARCO / "queries.jsonl", ROOT / "bench" / "hct" / "queries.jsonl"):
+        if not path.exists():
+            continue
         with open(path, encoding="utf-8") as fh:
             out += [json.loads(line)["text"] for line in fh if line.strip()]
     with open(CORPUS / "questions.tsv", encoding="utf-8") as fh:

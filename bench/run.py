@@ -72,6 +72,7 @@ class Results:
     loads: list[float] = field(default_factory=list)
     minutes: float = 0.0
     txtai: bool = False
+    passage_set: str = data.PASSAGE_SET
     errors: list[str] = field(default_factory=list)  # sections that failed; the run goes on without them
 
 
@@ -150,11 +151,11 @@ def run(config, work: Path) -> dict:
             results.ingest.append(measure_ingest("sample corpus", data.CORPUS, data.corpus_bytes() / 1e6,
                                                  len(data.corpus_files()), work, embedder, config.corpus_rounds,
                                                  txtai))
-    log(f"ingest: {config.passages} MS MARCO passages")
+    log(f"ingest: {config.passages} {data.PASSAGE_SET}")
     records = data.passages(config.passages)
     source = work / "msmarco-src"
     size = data.write_passages(records, source)
-    msmarco = measure_ingest("MS MARCO", source, size / 1e6, len(records), work, embedder,
+    msmarco = measure_ingest(data.PASSAGE_SET, source, size / 1e6, len(records), work, embedder,
                              config.ingest_rounds, txtai, config.txtai_ingest_rounds)
     results.ingest.append(msmarco)
     for result in results.ingest:
@@ -178,7 +179,7 @@ def run(config, work: Path) -> dict:
 
     set_threads(settings.query_threads)  # from here on the process answers queries, as kb serve does
     ids, vectors, texts = collection_arrays(msmarco.data_dir, embedder)
-    results.scales.append(measure_scale(config, f"{len(ids):,} (MS MARCO, embedded)", msmarco.data_dir, ids,
+    results.scales.append(measure_scale(config, f"{len(ids):,} ({data.PASSAGE_SET}, embedded)", msmarco.data_dir, ids,
                                         vectors, texts, False, embedder, encode, txtai, queries, {}))
     for count in config.scales:
         log(f"building {count:,} generated chunks")

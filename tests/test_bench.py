@@ -1,0 +1,31 @@
+"""The benchmark scripts keep working: the quick benchmark at tiny sizes, every section once.
+
+No timing is asserted here (the machine is shared and noisy); docs/benchmarks.md holds the figures.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = [pytest.mark.model, pytest.mark.bench]
+
+SECTIONS = ("## Targets", "## 1. Ingest throughput", "## 2. Re-ingest", "## 3. Query latency in-process",
+            "## 4. Query latency over HTTP", "## 5. Under load", "## 6. Memory and start-up",
+            "## 7. Approximate index", "## 8. Tuning")
+
+
+def test_quick_benchmark_runs_at_tiny_sizes(tmp_path, model, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))  # bench/ is run from the checkout, not installed
+    from bench.__main__ import main
+
+    out = tmp_path / "benchmarks.md"
+    argv = ["--quick", "--passages", "12", "--scales", "", "--corpus-rounds", "0", "--queries", "6",
+            "--load-seconds", "0.5", "--no-txtai", "--work", str(tmp_path / "work"), "--out", str(out)]
+    assert main(argv) == 0
+    report = out.read_text()
+    for heading in SECTIONS:
+        assert heading in report, heading
+    assert "no errors under load" in report and "| 0 errors in" in report
+    assert (tmp_path / "benchmarks.json").exists()
