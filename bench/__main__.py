@@ -106,9 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if not args.work:
                 shutil.rmtree(work, ignore_errors=True)
-        saved = ROOT / "data" / "bench" / f"results-{'quick' if args.quick else 'full'}.json"
-        if args.out:
-            saved = args.out.with_suffix(".json")
+        saved = config.out.with_suffix(".json")  # beside the report: `--render` writes it again
         saved.parent.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps(results, indent=1), encoding="utf-8")
     config.out.parent.mkdir(parents=True, exist_ok=True)

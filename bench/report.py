@@ -105,7 +105,9 @@ def _header(r: dict) -> str:
                  "absolute times move with the machine's load, the side-by-side ratios much less.\n")
     return (f"# Benchmarks\n\nOne {r['config']['title']} of `python -m bench` ({r['minutes']:.0f} minutes, "
             f"{r['date']}). `make bench` reproduces this file; `make bench-quick` runs every section at small "
-            "sizes in under two minutes (report in `data/bench/`). Medians are given with the min–max over "
+            "sizes in under two minutes (report in `data/bench/`). The run's figures are kept as JSON beside "
+            "this file (`benchmarks.json`; `python -m bench --render docs/benchmarks.json` writes the report "
+            "again from them). Medians are given with the min–max over "
             "rounds; every comparison is a ratio of figures measured side by side in this run, in rotating "
             "order (query by query, or round by round), so a busy moment falls on both sides alike. "
             "Nothing here is asserted by the test suite: `tests/test_bench.py` only runs the quick benchmark "
