@@ -112,7 +112,7 @@ def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = N
     settings = kb.settings
     seen: dict[str, str] = {}
     batch: list[NewDocument] = []
-    pending = [0]  # characters of text in the batch
+    pending_chars = 0  # text in the batch so far
     manifests: dict[Path, dict] = {}
 
     def record(outcome: ItemOutcome) -> None:
@@ -121,6 +121,7 @@ def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = N
             notify(outcome)
 
     def flush() -> None:
+        nonlocal pending_chars
         if not batch:
             return
         try:
@@ -130,7 +131,7 @@ def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = N
             for doc in batch:
                 record(ItemOutcome(doc.label or doc.source, "failed", str(exc)))
         batch.clear()
-        pending[0] = 0
+        pending_chars = 0
 
     with kb.writing(), IsolatedLoader(settings.max_pdf_pages, settings.max_load_seconds) as loader:
         for path, base, problem in walk([Path(p) for p in paths], settings.follow_symlinks):
@@ -159,14 +160,14 @@ def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = N
                 stored = _keep_copy(kb, data, sha, path.suffix)
                 batch.append(NewDocument(source, sha, loaded, meta, original_name=path.name, stored_path=stored,
                                          label=name))
-                pending[0] += sum(len(block.text) for block in loaded.blocks)
+                pending_chars += sum(len(block.text) for block in loaded.blocks)
             except (LoadError, OSError) as exc:
                 record(ItemOutcome(name, "failed", _reason(exc)))
                 continue
             except Exception as exc:  # a loader bug must not cost the other files
                 record(ItemOutcome(name, "failed", f"unexpected error: {type(exc).__name__}: {exc}"[:300]))
                 continue
-            if len(batch) >= BATCH_DOCS or pending[0] >= BATCH_CHARS:
+            if len(batch) >= BATCH_DOCS or pending_chars >= BATCH_CHARS:
                 flush()
         flush()
         if prune:

@@ -115,7 +115,6 @@ class Embedder:
             self._queries.popitem(last=False)
         return vector
 
-
     def _encode_one(self, text: str) -> np.ndarray:
         """One query through the model's forward pass directly: `encode` re-runs `eval()` over
         every module and sorts and batches first, about 1.5 ms of a 12 ms query here. The first

@@ -47,7 +47,7 @@ class Searcher:
     def __init__(self, kb: KnowledgeBase):
         self.kb = kb
         self._admitted: OrderedDict[str, np.ndarray] = OrderedDict()  # filters -> sorted chunk ids
-        self._revision: int | None = None
+        self._revision: tuple[int, int] | None = None
         self._lock = threading.Lock()
         self._reranker = None
 
