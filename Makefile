@@ -35,11 +35,11 @@ test: install browser
 	$(BIN)/python -m pytest -q
 
 bench-quick: install
-	$(BIN)/python -c 'import txtai, psutil' 2>/dev/null || $(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -c 'import txtai' 2>/dev/null || $(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench --quick
 
 bench: install
-	$(BIN)/python -c 'import txtai, psutil' 2>/dev/null || $(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -c 'import txtai' 2>/dev/null || $(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
 
 clean:
