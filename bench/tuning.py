@@ -154,7 +154,7 @@ def fts_shapes(store, queries: list[str], limit: int = 100) -> dict[str, tuple[L
     own query (1.0 = the same set). Filters are kb's defaults (active, any visibility)."""
     where, params = filter_sql(Filters())
     shapes = {
-        "kb as shipped (join, filter, ORDER BY bm25(...))": None,
+        "kb as shipped (keyword_search without the searcher's admitted ids)": None,
         "FTS5 alone, no join (valid when filters admit every chunk)": lambda m: (
             f"SELECT rowid, {WEIGHTS} AS r FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY r LIMIT ?",
             [m, limit]),
