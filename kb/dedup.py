@@ -55,7 +55,7 @@ def band_keys(sig: np.ndarray) -> list[str]:
 def word_triples(text: str) -> set[tuple[str, ...]]:
     """Word 3-shingles as tuples: the same sets as `shingles(text, 3)`, several times cheaper to
     build (no joined strings), for comparisons made at query time."""
-    words = _WORD.findall(text.lower())
+    words = [w.lower() for w in _WORD.findall(text)]  # per word, as `shingles` does ("İ".lower() is 2 chars)
     if len(words) <= 3:
         return {tuple(words)} if words else set()
     return set(zip(words, words[1:], words[2:]))
@@ -70,27 +70,27 @@ def text_overlap(a: str, b: str) -> float:
 
 
 class TripleCache:
-    """Each passage's word 3-shingles as a sorted array of 64-bit hashes, remembered by the hash
-    of the passage's text (content-addressed, so safe to share), least recently used dropped."""
+    """Each passage's word 3-shingles as a sorted array of 64-bit hashes, remembered by a digest
+    of the passage's own text (content-addressed, so safe to share), least recently used dropped."""
 
     def __init__(self, size: int = 20_000):
         self.size = size
-        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._items: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str | None, text: str) -> np.ndarray:
+    def get(self, text: str) -> np.ndarray:
+        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
         with self._lock:
-            hit = self._items.get(key) if key else None
+            hit = self._items.get(key)
             if hit is not None:
                 self._items.move_to_end(key)
                 return hit
         grams = np.fromiter(map(hash, word_triples(text)), dtype=np.int64)
         grams.sort()
-        if key:
-            with self._lock:
-                self._items[key] = grams
-                if len(self._items) > self.size:
-                    self._items.popitem(last=False)
+        with self._lock:
+            self._items[key] = grams
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
         return grams
 
 

@@ -40,6 +40,7 @@ class VectorIndex:
         self.dim, self.kind, self.model = dim, kind, model
         self._index = index if index is not None else self._empty(dim, kind)
         self._lock = ReadWriteLock()
+        self.version = 0  # bumped by every add and remove: what a cached view of the ids is checked against
 
     @staticmethod
     def _empty(dim: int, kind: str):
@@ -64,6 +65,7 @@ class VectorIndex:
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids):
             with self._lock.writing():
+                self.version += 1
                 self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32),
                                          np.ascontiguousarray(ids, dtype=np.int64))
 
@@ -72,6 +74,7 @@ class VectorIndex:
             return
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         with self._lock.writing():
+            self.version += 1
             if self.kind == "flat":
                 self._index.remove_ids(faiss.IDSelectorBatch(ids))
                 return

@@ -47,6 +47,7 @@ class Searcher:
     def __init__(self, kb: KnowledgeBase):
         self.kb = kb
         self._admitted: OrderedDict[str, np.ndarray] = OrderedDict()  # filters -> sorted chunk ids
+        self._covers: dict[tuple, bool] = {}  # (revision, index, its version, filters) -> holds exactly those?
         self._revision: tuple[int, int] | None = None
         self._lock = threading.Lock()
         self._reranker = None
@@ -58,6 +59,7 @@ class Searcher:
         with self._lock:
             if revision != self._revision:
                 self._admitted.clear()
+                self._covers.clear()
                 self._revision = revision
             if key in self._admitted:
                 self._admitted.move_to_end(key)
@@ -71,9 +73,25 @@ class Searcher:
         return ids
 
     def allowed_ids(self, filters: Filters) -> np.ndarray | None:
-        """Chunk ids the filters admit, or None when they admit every indexed vector."""
+        """Chunk ids the filters admit, or None when the index holds exactly those (no selector
+        needed). Equal counts are not enough: another process may have committed documents the
+        index does not hold yet, so the sets are compared, once per state of store and index."""
+        revision = self.kb.store.revision()
         ids = self.admitted(filters)
-        return None if len(ids) == self.kb.index.count() and filters.doc_ids is None else ids
+        index = self.kb.index
+        if filters.doc_ids is not None or len(ids) != index.count():
+            return ids
+        stamp = (revision, id(index), index.version, json.dumps(filters.__dict__, sort_keys=True, default=list))
+        with self._lock:
+            known = self._covers.get(stamp)
+        if known is None:
+            known = bool(np.array_equal(ids, np.sort(index.ids())))
+            with self._lock:
+                if revision == self._revision:
+                    self._covers[stamp] = known
+                    while len(self._covers) > 16:
+                        self._covers.pop(next(iter(self._covers)))
+        return None if known else ids
 
     def candidates(self, text: str, filters: Filters, mode: str, depth: int) -> list[tuple[int, float]]:
         """Ranked (chunk id, score) pairs for one query, filters applied inside each retriever."""
@@ -144,6 +162,9 @@ class Searcher:
         depth = max(self.kb.settings.candidates, k)  # a fixed pool: totals and pages stay stable
         ranked = self.candidates(text, filters, mode, depth)
         rows = self.kb.store.chunk_rows([i for i, _ in ranked])
+        # a backstop: whatever a retriever returned, nothing retired or hidden from this reader is shown
+        rows = {i: row for i, row in rows.items()
+                if row["status"] == "active" and row["visibility"] in filters.visibility}
         hits = spread(fold([(rows[i], score) for i, score in ranked if i in rows]), PER_DOCUMENT)
         page = hits[offset:offset + k]
         result = [_hit(row, score, also, text) for row, score, also in page]
@@ -186,7 +207,7 @@ def fold(ranked: list) -> list[tuple]:
     sparse product over cached shingle hashes.
     """
     rows = [row for row, _ in ranked]
-    grams = [dedup.TRIPLES.get(_key(row), row["text"]) for row in rows]
+    grams = [dedup.TRIPLES.get(row["text"]) for row in rows]
     common = dedup.shared_counts(grams)
     sizes = np.diagonal(common)
     docs = np.asarray([row["doc_id"] for row in rows])
@@ -208,13 +229,6 @@ def fold(ranked: list) -> list[tuple]:
         into[j] = len(kept)
         kept.append((row, score, []))
     return kept
-
-
-def _key(row) -> str | None:
-    try:
-        return row["text_hash"]
-    except (IndexError, KeyError):
-        return None
 
 
 def spread(hits: list[tuple], per_doc: int) -> list[tuple]:

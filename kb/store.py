@@ -319,7 +319,7 @@ class Store:
         if not ids:
             return {}
         rows = self.conn.execute(
-            "SELECT c.id, c.doc_id, c.ordinal, c.text, c.text_hash, c.heading, c.page, c.char_start, c.char_end, "
+            "SELECT c.id, c.doc_id, c.ordinal, c.text, c.heading, c.page, c.char_start, c.char_end, "
             "d.title, d.source, d.site, d.doc_type, d.published, d.tags, d.dup_of, d.visibility, d.status "
             f"FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({', '.join('?' * len(ids))})",
             [int(i) for i in ids]).fetchall()

@@ -243,3 +243,32 @@ def test_one_query_is_encoded_as_encode_does(model):
     assert fresh._direct is True
     reference = model.encode(["peer support for carers in Plymouth", "social prescribing in Gloucestershire"])
     assert float(first @ reference[0]) > 0.9999 and float(second @ reference[1]) > 0.9999
+
+
+def test_a_reader_never_sees_hidden_chunks_while_another_process_is_between_store_and_index(tmp_path):
+    """A writer commits to SQLite before it saves the index; a reader searching in that gap has
+    as many admitted chunks as indexed vectors, but not the same ones: it must still filter."""
+    settings = Settings(data_dir=tmp_path / "d", model="fake")
+    writer = KnowledgeBase.open(settings, FakeEmbedder())
+    reader = KnowledgeBase.open(settings, FakeEmbedder())
+    add(writer, new_doc("public", ["orchard apples harvest"], visibility="public"),
+        new_doc("hidden", ["secret salary review board"], visibility="curators"))
+    reader.refresh()
+    searcher, public = Searcher(reader), Filters(visibility=("public",))
+    seen = {}
+    save = writer._save_index
+
+    def save_after_a_search():
+        seen["counts"] = (reader.index.count(), len(searcher.admitted(public)))
+        seen["allowed"] = searcher.allowed_ids(public)
+        seen["hits"] = [h.source for h in searcher.search("secret salary review", filters=public, mode="dense").hits]
+        save()
+
+    writer._save_index = save_after_a_search
+    add(writer, new_doc("later", ["pears and plums"], visibility="public"))
+    assert seen["counts"] == (2, 2)  # the old index: public + hidden; the store: public + later
+    assert seen["allowed"] is not None  # a selector, though the counts were equal
+    assert seen["hits"] == ["public"]
+    writer.close()
+    reader.close()
+

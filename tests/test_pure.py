@@ -134,3 +134,8 @@ def test_fold_joins_a_passage_published_twice_and_keeps_one_documents_own_repeat
     kept = fold([(row, 1.0) for row in rows])
     assert [row["id"] for row, _, _ in kept] == [1, 3, 4]  # the same document's repeat stays a hit
     assert [a["doc_id"] for a in kept[0][2]] == [11]
+
+
+@given(st.text(max_size=80))
+def test_query_time_shingles_match_the_stored_definition(text):
+    assert dedup.word_triples(text) == {tuple(g.split(" ")) for g in dedup.shingles(text, 3)}
