@@ -50,12 +50,12 @@ WORDS = ("partnership volunteers council health community learning grant trust r
 # a fork server running real `kb` CLI processes ----------------------------------------------------
 
 class Launcher:
-    """Talks to tests/launcher.py: each command a separate process, killable, its phases traced."""
+    """Talks to tests/support/launcher.py: each command a separate process, killable, its phases traced."""
 
     def __init__(self):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
                "OMP_NUM_THREADS": "1"}  # several processes share few cores here: no thread oversubscription
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "launcher.py")], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "support" / "launcher.py")], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
         self._lock = threading.Lock()
         assert "ready" in json.loads(self.proc.stdout.readline())
