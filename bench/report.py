@@ -51,6 +51,11 @@ def _table(head: list[str], rows: list[list]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _percentiles(label: str, latencies: dict) -> str:
+    """A table of p50 and p95 per named `Latency`."""
+    return _table([label, "p50 ms", "p95 ms"], [[k, _ms(v["p50"]), _ms(v["p95"])] for k, v in latencies.items()])
+
+
 def _times(x: float) -> str:
     return f"{x:.1f} ×" if x < 10 else f"{x:.0f} ×"
 
@@ -365,13 +370,10 @@ def _tuning(r: dict) -> str:
                    "patch the ingest batch size (`ingest.pipeline.BATCH_DOCS`) and `KB_BATCH_SIZE` for the "
                    "run only. The last column is speed relative to raw encode at batch 32 (higher is faster).\n\n" + _table(["", "seconds", "speed vs raw encode"], rows))
     if r["query_threads"]:
-        rows = [[k, _ms(v["p50"]), _ms(v["p95"])] for k, v in r["query_threads"].items()]
-        out.append("### Encoding one query: torch threads\n\n" + _table(["threads", "p50 ms", "p95 ms"], rows))
+        out.append("### Encoding one query: torch threads\n\n" + _percentiles("threads", r["query_threads"]))
     for s in r["scales"]:
         if s["cache"]:
-            rows = [[k, _ms(v["p50"]), _ms(v["p95"])] for k, v in s["cache"].items()]
-            out.append(f"### Query-vector cache ({s['label']} chunks, kb hybrid)\n\n"
-                       + _table(["", "p50 ms", "p95 ms"], rows))
+            out.append(f"### Query-vector cache ({s['label']} chunks, kb hybrid)\n\n" + _percentiles("", s["cache"]))
     for s in r["scales"]:
         if s["fts"]:
             rows = [["kb's keyword_search, as shipped" if n == 0 else k, _ms(v[0]["p50"]), _ms(v[0]["p95"]),
@@ -383,9 +385,8 @@ def _tuning(r: dict) -> str:
                        + _table(["query", "p50 ms", "p95 ms", "same top 100 as kb"], rows))
     for s in r["scales"]:
         if s["faiss_threads"]:
-            rows = [[k, _ms(v["p50"]), _ms(v["p95"])] for k, v in s["faiss_threads"].items()]
             out.append(f"### Exact FAISS search, one query: OpenMP threads ({s['label']} chunks)\n\n"
-                       + _table(["threads", "p50 ms", "p95 ms"], rows))
+                       + _percentiles("threads", s["faiss_threads"]))
     for s in r["scales"]:
         if s["mmap"]:
             rows = []

@@ -46,38 +46,33 @@ def encode_batching(model, texts: list[str], variants: list[tuple[str, int, int,
 
 def query_threads(encode, queries: list[str]) -> dict[str, Latency]:
     """Encoding one query with torch's default threads against one thread, query by query."""
-    default = torch.get_num_threads()
-    settings = sorted({default, 1}, reverse=True)
-    millis = {t: [] for t in settings}
-    try:
-        for n, query in enumerate(queries):
-            for threads in (settings if n % 2 else settings[::-1]):
-                torch.set_num_threads(threads)
-                started = time.perf_counter()
-                encode(query)
-                millis[threads].append((time.perf_counter() - started) * 1000)
-    finally:
-        torch.set_num_threads(default)
-    return {f"{t} thread{'s' if t > 1 else ''}": Latency.of(v) for t, v in millis.items()}
+    return _threads_side_by_side(torch.get_num_threads, torch.set_num_threads, queries, encode, "thread")
 
 
 def faiss_threads(exact, vectors: list) -> dict[str, Latency]:
     """One exact FAISS search (k=100) with FAISS's default OpenMP threads against one thread."""
     import faiss
 
-    default = faiss.omp_get_max_threads()
+    return _threads_side_by_side(faiss.omp_get_max_threads, faiss.omp_set_num_threads, vectors,
+                                 lambda vector: exact.search(vector[None], 100), "OpenMP thread")
+
+
+def _threads_side_by_side(get, set_threads, items: list, work, unit: str) -> dict[str, Latency]:
+    """`work(item)` for every item with the library's default thread count and with one thread,
+    alternating which goes first; the default is restored afterwards."""
+    default = get()
     settings = sorted({default, 1}, reverse=True)
     millis = {t: [] for t in settings}
     try:
-        for n, vector in enumerate(vectors):
+        for n, item in enumerate(items):
             for threads in (settings if n % 2 else settings[::-1]):
-                faiss.omp_set_num_threads(threads)
+                set_threads(threads)
                 started = time.perf_counter()
-                exact.search(vector[None], 100)
+                work(item)
                 millis[threads].append((time.perf_counter() - started) * 1000)
     finally:
-        faiss.omp_set_num_threads(default)
-    return {f"{t} OpenMP thread{'s' if t > 1 else ''}": Latency.of(v) for t, v in millis.items()}
+        set_threads(default)
+    return {f"{t} {unit}{'s' if t > 1 else ''}": Latency.of(v) for t, v in millis.items()}
 
 
 def query_cache(searcher, queries: list[str]) -> dict[str, Latency]:
