@@ -239,7 +239,9 @@ def cmd_eval(settings: Settings, args) -> int:
         print(json.dumps(report))
         return 0
     print(f"{report['dataset']} · {report['mode']} · {report['queries']} judged queries")
-    for key in ("ndcg@10", "recall@10", "recall@100", "mrr@10", "p50_ms", "p95_ms"):
+    low, high = report["ndcg@10_ci95"]
+    print(f"  {'ndcg@10':<11} {report['ndcg@10']}  (95% interval {low}-{high} over these queries)")
+    for key in ("recall@10", "recall@100", "mrr@10", "p50_ms", "p95_ms"):
         print(f"  {key:<11} {report[key]}")
     return 0
 

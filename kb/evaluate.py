@@ -45,12 +45,14 @@ class EvalReport:
     mrr_at_10: float
     p50_ms: float
     p95_ms: float
+    ndcg_ci95: tuple[float, float] = (0.0, 0.0)  # bootstrap interval of nDCG@10 over the queries
 
     def to_dict(self) -> dict:
         return {"dataset": self.dataset, "mode": self.mode, "queries": self.queries,
                 "ndcg@10": round(self.ndcg_at_10, 4), "recall@10": round(self.recall_at_10, 4),
                 "recall@100": round(self.recall_at_100, 4), "mrr@10": round(self.mrr_at_10, 4),
-                "p50_ms": round(self.p50_ms, 2), "p95_ms": round(self.p95_ms, 2)}
+                "p50_ms": round(self.p50_ms, 2), "p95_ms": round(self.p95_ms, 2),
+                "ndcg@10_ci95": [round(self.ndcg_ci95[0], 4), round(self.ndcg_ci95[1], 4)]}
 
 
 def _jsonl(path: Path) -> Iterator[dict]:
@@ -142,4 +144,5 @@ def run(kb: KnowledgeBase, data: EvalSet, mode: str = "hybrid", k: int = 10,
             progress(f"searching ({mode})", number, len(judged))
     mean = {name: sum(v) / len(v) if v else 0.0 for name, v in scores.items()}
     return EvalReport(data.name, mode, len(judged), mean["ndcg"], mean["r10"], mean["r100"], mean["mrr"],
-                      metrics.percentile(latencies, 50), metrics.percentile(latencies, 95))
+                      metrics.percentile(latencies, 50), metrics.percentile(latencies, 95),
+                      metrics.bootstrap_interval(scores["ndcg"]))

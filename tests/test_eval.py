@@ -31,6 +31,18 @@ def test_recall_mrr_and_percentile_hand_worked():
     assert metrics.percentile([1, 2, 3, 4], 50) == 2.5 and metrics.percentile([5], 95) == 5
 
 
+def test_bootstrap_interval_hand_worked():
+    # two queries scoring 0 and 1: a resample's mean is 0, 0.5 or 1 (chances 1/4, 1/2, 1/4), so the
+    # 95% interval runs from 0 to 1, while a 40% interval (30% cut from each tail) holds only 0.5
+    assert metrics.bootstrap_interval([0.0, 1.0]) == (0.0, 1.0)
+    assert metrics.bootstrap_interval([0.0, 1.0], confidence=0.4) == (0.5, 0.5)
+    assert metrics.bootstrap_interval([0.7] * 5) == pytest.approx((0.7, 0.7))
+    assert metrics.bootstrap_interval([]) == (0.0, 0.0)
+    values = [0.2, 0.9, 0.5, 0.8, 0.4, 1.0, 0.6]
+    low, high = metrics.bootstrap_interval(values)
+    assert low < sum(values) / len(values) < high and (low, high) == metrics.bootstrap_interval(values)
+
+
 def test_metrics_agree_with_pytrec_eval():
     pytrec_eval = pytest.importorskip("pytrec_eval", reason="pytrec_eval is not installed")
     import random
@@ -62,8 +74,10 @@ def test_eval_command_on_the_corpus_set(tmp_path, capsys, model):
         assert main(["--data", str(tmp_path), "eval", str(ROOT / "bench" / "hct"), "--mode", mode, "--json"]) == 0
         results[mode] = json.loads(capsys.readouterr().out)
     assert set(results["hybrid"]) == {"dataset", "mode", "queries", "ndcg@10", "recall@10", "recall@100",
-                                      "mrr@10", "p50_ms", "p95_ms"}
+                                      "mrr@10", "p50_ms", "p95_ms", "ndcg@10_ci95"}
     assert results["hybrid"]["queries"] >= 40
+    low, high = results["hybrid"]["ndcg@10_ci95"]
+    assert low <= results["hybrid"]["ndcg@10"] <= high
     assert results["hybrid"]["ndcg@10"] >= results["dense"]["ndcg@10"]
     assert results["hybrid"]["ndcg@10"] >= results["keyword"]["ndcg@10"]
 
