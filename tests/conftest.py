@@ -113,6 +113,16 @@ def encrypted_pdf(data: bytes, password: str = "secret") -> bytes:
     return buffer.getvalue()
 
 
+def scanned_pdf() -> bytes:
+    """A valid one-page PDF with a drawing and no text layer, as a scan without OCR would be."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.rect(10, 10, 50, 50)
+    return bytes(pdf.output())
+
+
 CORPUS = ROOT / "corpus"
 
 

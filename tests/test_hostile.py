@@ -15,7 +15,7 @@ import zlib
 
 import pytest
 
-from conftest import FakeEmbedder, encrypted_pdf, make_docx, make_pdf
+from conftest import FakeEmbedder, encrypted_pdf, make_docx, make_pdf, scanned_pdf
 from ingest.isolate import GRACE_SECONDS
 from ingest.pipeline import ingest_paths
 from kb.cli import main
@@ -59,15 +59,6 @@ def _pdf_with_content(content: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def _no_text_pdf() -> bytes:
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.add_page()
-    pdf.rect(10, 10, 50, 50)
-    return bytes(pdf.output())
-
-
 def _docx_bomb() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
@@ -99,7 +90,7 @@ def hostile_files() -> dict[str, bytes]:
         "many-pages.pdf": _pdf_pages(1500, TEXT),
         "bomb.pdf": _pdf_with_content(b"BT /F1 12 Tf 72 712 Td (A) Tj ET\n" * (100 * 1024 * 1024 // 34)),
         "slow-page.pdf": _pdf_with_content(b"BT /F1 12 Tf 72 712 Td (Partners) Tj ET\n" * 50_000),
-        "scanned.pdf": _no_text_pdf(),
+        "scanned.pdf": scanned_pdf(),
         "huge.html": ("<html><body><main>" + para * (20 * 1024 * 1024 // len(para)) + "</main></body></html>").encode(),
         "deep.html": ("<html><body>" + "<div>" * 10_000 + f"<p>{TEXT}</p>" + "</div>" * 10_000 + "</body></html>").encode(),
         "unclosed.html": ("<html><body>" + "<div><span>" * 10_000 + TEXT).encode(),

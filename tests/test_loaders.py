@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from conftest import encrypted_pdf, make_docx, make_pdf
+from conftest import encrypted_pdf, make_docx, make_pdf, scanned_pdf
 from ingest import detect, load
 from kb.errors import LoadError
 
@@ -96,15 +96,6 @@ def _zip_bomb() -> bytes:
     return buffer.getvalue()
 
 
-def _no_text_pdf() -> bytes:
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.add_page()
-    pdf.rect(10, 10, 50, 50)
-    return bytes(pdf.output())
-
-
 @pytest.mark.parametrize("name, data, reason", [
     ("empty.txt", b"", "empty file"),
     ("blank.md", b"   \n\n  ", "empty file"),
@@ -124,7 +115,7 @@ def test_bad_files_get_a_clear_reason(name, data, reason):
     if name == "encrypted.pdf":
         data = encrypted_pdf(make_pdf(REPORT_PAGES))
     elif name == "scan.pdf":
-        data = _no_text_pdf()
+        data = scanned_pdf()
     elif name == "archive.docx":
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as z:
