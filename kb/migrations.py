@@ -124,6 +124,12 @@ MIGRATIONS: list[str] = [
     CREATE INDEX chunk_themes_theme ON chunk_themes(theme_id);
     INSERT INTO meta (key, value) VALUES ('themes_generation', '-1');
     """,
+    # 4: theme labels are computed per reader from the passages they may see, not stored per level
+    """
+    ALTER TABLE themes DROP COLUMN public_label;
+    ALTER TABLE themes DROP COLUMN public_terms;
+    INSERT OR IGNORE INTO meta (key, value) VALUES ('themes_built', '0');
+    """,
 ]
 
 

@@ -1,8 +1,9 @@
 """Themes across the collection: k-means over chunk embeddings (seeded, so reproducible), each
 theme labelled by its distinctive terms (class-based TF-IDF). The labelling is a pure function.
 
-Labels are computed twice: from all active passages (for signed-in readers) and from public
-passages only, so that a theme's name never carries words from documents a visitor may not see.
+A reader sees each theme labelled from the passages they may see (computed when asked, cached
+until the store or the themes change), so a theme's name never carries words from documents that
+are hidden from them or retired since the themes were built.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 import faiss
@@ -78,32 +80,28 @@ def build(kb: KnowledgeBase, k: int | None = None) -> list[Theme]:
     kmeans.train(vectors)
     scores, labels = kmeans.index.search(vectors, 1)  # spherical k-means: inner products
     groups: dict[int, list[str]] = {}
-    public: dict[int, list[str]] = {}
     for row, label in zip(rows, labels[:, 0]):
-        text = f"{row['heading']} {row['text']}"
-        groups.setdefault(int(label), []).append(text)
-        if row["visibility"] == "public":
-            public.setdefault(int(label), []).append(text)
-    terms, public_terms = ctfidf_terms(groups), ctfidf_terms(public)
+        groups.setdefault(int(label), []).append(f"{row['heading']} {row['text']}")
+    terms = ctfidf_terms(groups)
     themes = [Theme(g + 1, ", ".join(terms[g][:3]), terms[g], len(groups[g])) for g in sorted(groups)]
     assignments = {int(i): (int(l) + 1, float(s)) for i, l, s in zip(ids, labels[:, 0], scores[:, 0])}
-    _store(kb, themes, assignments, generation, {g + 1: public_terms.get(g, []) for g in groups})
+    _store(kb, themes, assignments, generation)
     return themes
 
 
-def _store(kb, themes, assignments, generation, public_terms=None) -> None:
-    public_terms = public_terms or {}
+def _store(kb, themes, assignments, generation) -> None:
+    """Replace the stored themes; the label columns hold the all-passages view (`kb themes`)."""
     with kb.store.transaction(bump=None) as conn:
         conn.execute("DELETE FROM chunk_themes")
         conn.execute("DELETE FROM themes")
-        for t in themes:
-            pub = public_terms.get(t.id, [])
-            conn.execute("INSERT INTO themes (id, label, terms, public_label, public_terms, size) "
-                         "VALUES (?, ?, ?, ?, ?, ?)",
-                         (t.id, t.label, json.dumps(t.terms), ", ".join(pub[:3]), json.dumps(pub), t.size))
+        conn.executemany("INSERT INTO themes (id, label, terms, size) VALUES (?, ?, ?, ?)",
+                         [(t.id, t.label, json.dumps(t.terms), t.size) for t in themes])
         conn.executemany("INSERT INTO chunk_themes (chunk_id, theme_id, score) VALUES (?, ?, ?)",
                          [(c, t, d) for c, (t, d) in assignments.items()])
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('themes_generation', ?)", (str(generation),))
+        built = conn.execute("SELECT value FROM meta WHERE key = 'themes_built'").fetchone()
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('themes_built', ?)",
+                     (str(int(built[0]) + 1 if built else 1),))
 
 
 def stale(kb: KnowledgeBase) -> bool:
@@ -124,18 +122,44 @@ class ThemeView:
     sites: dict[str, int]
 
 
+_TERMS: OrderedDict[tuple, dict[int, list[str]]] = OrderedDict()
+_TERMS_LOCK = threading.Lock()
+
+
+def visible_terms(kb: KnowledgeBase, visibility) -> dict[int, list[str]]:
+    """Each theme's distinctive terms among the active passages the reader may see, cached per
+    state of the store and of the themes."""
+    built = kb.store.conn.execute("SELECT value FROM meta WHERE key = 'themes_built'").fetchone()
+    key = (str(kb.settings.data_dir), kb.store.revision(), built[0] if built else None, tuple(sorted(visibility)))
+    with _TERMS_LOCK:
+        if key in _TERMS:
+            _TERMS.move_to_end(key)
+            return _TERMS[key]
+    where, params = filter_sql(Filters(visibility=visibility))
+    groups: dict[int, list[str]] = {}
+    for theme_id, heading, text in kb.store.conn.execute(
+            "SELECT ct.theme_id, c.heading, c.text FROM chunk_themes ct JOIN chunks c ON c.id = ct.chunk_id "
+            f"JOIN documents d ON d.id = c.doc_id WHERE {where}", params):
+        groups.setdefault(theme_id, []).append(f"{heading} {text}")
+    terms = ctfidf_terms(groups)
+    with _TERMS_LOCK:
+        _TERMS[key] = terms
+        while len(_TERMS) > 32:
+            _TERMS.popitem(last=False)
+    return terms
+
+
 def visible_themes(kb: KnowledgeBase, visibility: tuple[str, ...]) -> list[ThemeView]:
-    public_only = set(visibility) == {"public"}
+    """Themes with at least one passage the reader may see, labelled from those passages only."""
     where, params = filter_sql(Filters(visibility=visibility))
     rows = kb.store.conn.execute(
-        "SELECT t.id, t.label, t.terms, t.public_label, t.public_terms, count(*) AS passages, "
-        "count(DISTINCT d.id) AS documents FROM themes t JOIN chunk_themes ct ON ct.theme_id = t.id "
-        "JOIN chunks c ON c.id = ct.chunk_id JOIN documents d ON d.id = c.doc_id "
-        f"WHERE {where} GROUP BY t.id ORDER BY passages DESC, t.id", params).fetchall()
-    sites = _site_counts(kb, visibility)
-    return [ThemeView(r["id"], r["public_label"] if public_only else r["label"],
-                      json.loads(r["public_terms"] if public_only else r["terms"]), r["passages"], r["documents"],
-                      sites.get(r["id"], {})) for r in rows if (r["public_label"] or not public_only)]
+        "SELECT t.id, count(*) AS passages, count(DISTINCT d.id) AS documents FROM themes t "
+        "JOIN chunk_themes ct ON ct.theme_id = t.id JOIN chunks c ON c.id = ct.chunk_id "
+        f"JOIN documents d ON d.id = c.doc_id WHERE {where} GROUP BY t.id ORDER BY passages DESC, t.id",
+        params).fetchall()
+    sites, terms = _site_counts(kb, visibility), visible_terms(kb, visibility)
+    return [ThemeView(r["id"], ", ".join(terms.get(r["id"], [])[:3]), terms.get(r["id"], []), r["passages"],
+                      r["documents"], sites.get(r["id"], {})) for r in rows if terms.get(r["id"])]
 
 
 def _site_counts(kb: KnowledgeBase, visibility) -> dict[int, dict[str, int]]:

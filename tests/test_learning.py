@@ -97,3 +97,35 @@ def test_csv_cells_cannot_become_formulas():
     parsed = list(csv.DictReader(io.StringIO(export.to_csv(rows))))
     assert parsed[0]["title"].startswith("'=") and parsed[0]["site"] == "'+1"
     assert export.parse_csv(export.to_csv(rows)) == rows
+
+
+def test_theme_labels_come_only_from_passages_the_reader_may_see(fake_kb, tmp_path):
+    from ingest.pipeline import ingest_paths
+    from kb.models import DocMeta
+
+    src = tmp_path / "src"
+    src.mkdir()
+    garden = "Volunteers help the community garden grow food every week"
+    for i in range(6):
+        (src / f"open{i}.md").write_text(f"# Garden {i}\n\n{garden}.")
+        (src / f"closed{i}.md").write_text(f"# Garden {i}\n\n{garden}: zanzibarcode, zanzibarcode, zanzibarcode.")
+        (src / f"money{i}.md").write_text(f"# Finance {i}\n\nQuarterly budget report for treasury auditors.")
+    ingest_paths(fake_kb, sorted(src.glob("open*.md")) + sorted(src.glob("money*.md")),
+                 DocMeta(site="A", visibility="partners"))
+    ingest_paths(fake_kb, sorted(src.glob("closed*.md")), DocMeta(site="A", visibility="curators"))
+    with fake_kb.writing():
+        themes.build(fake_kb, k=2)
+    shared = fake_kb.store.conn.execute(
+        "SELECT count(DISTINCT d.visibility) FROM chunk_themes ct JOIN chunks c ON c.id = ct.chunk_id "
+        "JOIN documents d ON d.id = c.doc_id WHERE c.text LIKE '%garden%' GROUP BY ct.theme_id").fetchall()
+    assert [tuple(r) for r in shared] == [(2,)]  # open and closed garden passages share one theme
+
+    def words(visibility):
+        return {w for t in themes.visible_themes(fake_kb, visibility) for w in [*t.terms, *t.label.split(", ")]}
+
+    assert "zanzibarcode" in words(("public", "partners", "curators"))
+    assert "zanzibarcode" not in words(("public", "partners"))  # only curators-only documents hold it
+    for doc in fake_kb.store.documents(Filters(visibility=("curators",))):
+        fake_kb.set_status(doc.id, "retired")  # retired after the themes were built
+    assert "zanzibarcode" not in words(("public", "partners", "curators"))
+    assert not themes.stale(fake_kb)
