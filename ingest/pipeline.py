@@ -181,19 +181,34 @@ def _unchanged(kb: KnowledgeBase, source: str, sha: str, meta: DocMeta, name: st
     """An outcome when the file needs no loading: same bytes already stored here or elsewhere."""
     existing = kb.store.find(source)
     if existing is not None and existing.sha256 == sha:
-        changes = {k: v for k, v in asdict(meta).items()
-                   if v not in (None, "", []) and getattr(existing, k) != v}
-        if changes:
-            kb.update(existing.id, changes)
-            return ItemOutcome(name, "updated", "metadata only", doc_id=existing.id)
-        return ItemOutcome(name, "unchanged", doc_id=existing.id)
+        return _meta_update(kb, existing, meta, name) or ItemOutcome(name, "unchanged", doc_id=existing.id)
     if sha in seen:
         return ItemOutcome(name, "duplicate", f"same bytes as {seen[sha]}")
     twin = kb.store.find_by_sha(sha)
     if twin is not None and twin.source != source:
+        if existing is None and _file_gone(twin.source):  # moved or renamed: the document follows it
+            moved = kb.move(twin.id, source)
+            _meta_update(kb, moved, meta, name)
+            return ItemOutcome(name, "moved", f"was {twin.source}", doc_id=twin.id)
         return ItemOutcome(name, "duplicate", f"same bytes as document {twin.id} ({twin.original_name or twin.source})",
                            doc_id=twin.id)
     return None
+
+
+def _meta_update(kb: KnowledgeBase, doc, meta: DocMeta, name: str) -> ItemOutcome | None:
+    """Apply the metadata given for a file whose bytes are stored already; fields a curator
+    edited in the workspace stay as the curator left them."""
+    changes = {k: v for k, v in asdict(meta).items()
+               if v not in (None, "", []) and k not in doc.edited and getattr(doc, k) != v}
+    if not changes:
+        return None
+    kb.update(doc.id, changes, by_curator=False)
+    return ItemOutcome(name, "updated", "metadata only", doc_id=doc.id)
+
+
+def _file_gone(source: str) -> bool:
+    """True when a document's source is a path on this machine and nothing is there any more."""
+    return os.path.isabs(source) and not os.path.exists(source)
 
 
 def _keep_copy(kb: KnowledgeBase, data: bytes, sha: str, suffix: str) -> str:

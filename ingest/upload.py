@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from dataclasses import asdict
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from kb.chunk import document_text
@@ -51,10 +52,11 @@ def run_upload(kb: KnowledgeBase, jobs: Jobs, job: Job, decision: str | None = N
     jobs.update(job.id, status="running", progress=10, message="reading")
     sha = hashlib.sha256(data).hexdigest()
     try:
-        meta = meta_from_mapping(job.meta, "upload form")
+        given = meta_from_mapping(job.meta, "upload form")
         with IsolatedLoader(kb.settings.max_pdf_pages, kb.settings.max_load_seconds) as loader:
             loaded = loader.load(data, job.original_name)
     except LoadError as exc:
+        path.unlink(missing_ok=True)  # nothing can come of this upload now
         return jobs.update(job.id, status="failed", message=str(exc), progress=100)
     if decision is None:
         same = kb.store.find_by_sha(sha)
@@ -70,10 +72,11 @@ def run_upload(kb: KnowledgeBase, jobs: Jobs, job: Job, decision: str | None = N
     if decision == "replace" and job.duplicate_of:
         source = kb.store.get(job.duplicate_of).source
     jobs.update(job.id, progress=40, message="embedding")
-    meta = DocMeta(title=loaded.title, published=loaded.published).merged(meta)
+    meta = DocMeta(title=loaded.title, published=loaded.published).merged(given)
     stored = _keep_copy(kb, data, sha, Path(job.original_name).suffix)
+    curated = tuple(k for k, v in asdict(given).items() if v not in (None, "", []))  # the form's fields
     doc = NewDocument(source, sha, loaded, meta, original_name=job.original_name, stored_path=stored,
-                      label=job.original_name)
+                      label=job.original_name, curated=curated)
     with kb.writing():
         outcome = kb.add_batch([doc])[0]
     os.unlink(path)

@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -23,7 +24,7 @@ from .chunk import chunk_blocks, embed_text
 from .embed import Embedder
 from .errors import BadRequest, Busy, NotFound
 from .index import VectorIndex
-from .models import VISIBILITIES, Document, Filters, ItemOutcome, NewDocument
+from .models import VISIBILITIES, DocMeta, Document, Filters, ItemOutcome, NewDocument
 from .settings import Settings
 from .store import Store
 
@@ -189,6 +190,9 @@ class KnowledgeBase:
         index = self.index
         prepared = []
         for doc in docs:
+            old = self.store.find(doc.source)
+            if old is not None:  # new content for a stored document: curator decisions stay
+                doc.meta = carried_over(old, doc.meta, doc.curated)
             title = doc.meta.title or doc.loaded.title or ""  # embedded: never a made-up file name
             doc.meta.title = title or Path(doc.original_name or doc.source).stem
             body, chunks = chunk_blocks(doc.loaded.blocks, self.embedder.count_tokens,
@@ -213,23 +217,29 @@ class KnowledgeBase:
                     progress(len(part))
         vectors.update(fresh)
 
-        outcomes, removed, added_ids, added_vecs = [], [], [], []
+        outcomes, removed, added_ids, added_vecs, orphaned, old_hashes = [], [], [], [], [], []
         with self.store.transaction() as conn:
             self.store.cache_vectors(conn, self.settings.model, fresh)
             for doc, body, chunks, texts, hashes in prepared:
                 old = self.store.find(doc.source)
-                if old is not None:
-                    removed.append(self.store.delete_document(conn, old.id))
-                    for key in ("visibility",):  # keep curator decisions unless told otherwise
-                        if getattr(doc.meta, key) is None:
-                            setattr(doc.meta, key, getattr(old, key))
                 sig = dedup.signature(body)
                 bands = dedup.band_keys(sig) if sig is not None else []
-                dup_of, dup_score = self._near_duplicate(sig, bands)
-                doc_id = self.store.add_document(
-                    conn, doc.source, doc.sha256, doc.meta, body, mime=doc.loaded.mime,
-                    original_name=doc.original_name, stored_path=doc.stored_path,
-                    signature=sig.tobytes() if sig is not None else None, dup_of=dup_of, dup_score=dup_score)
+                dup_of, dup_score = self._near_duplicate(sig, bands, exclude=old.id if old else None)
+                if old is not None:
+                    doc_id = old.id
+                    old_hashes.extend(self.store.chunk_hashes(conn, doc_id))
+                    removed.append(self.store.replace_document(
+                        conn, doc_id, doc.sha256, doc.meta, body, edited=sorted({*old.edited, *doc.curated}),
+                        mime=doc.loaded.mime,
+                        original_name=doc.original_name, stored_path=doc.stored_path,
+                        signature=sig.tobytes() if sig is not None else None, dup_of=dup_of, dup_score=dup_score))
+                    if old.stored_path and old.stored_path != doc.stored_path:
+                        orphaned.append(old.stored_path)
+                else:
+                    doc_id = self.store.add_document(
+                        conn, doc.source, doc.sha256, doc.meta, body, mime=doc.loaded.mime,
+                        original_name=doc.original_name, stored_path=doc.stored_path,
+                        signature=sig.tobytes() if sig is not None else None, dup_of=dup_of, dup_score=dup_score)
                 self.store.add_bands(conn, doc_id, bands)
                 ids = self.store.add_chunks(conn, doc_id, chunks, hashes, doc.meta.title)
                 added_ids.extend(ids)
@@ -237,13 +247,22 @@ class KnowledgeBase:
                 outcomes.append(ItemOutcome(doc.label or doc.original_name or doc.source,
                                             "updated" if old else "added", doc_id=doc_id, chunks=len(chunks),
                                             reason=f"near-duplicate of document {dup_of}" if dup_of else ""))
+            self.store.forget_vectors(conn, old_hashes)  # those the new versions no longer hold
         with self._index_lock:
             for ids in removed:
                 index.remove(ids)
             if added_ids:
                 index.add(np.asarray(added_ids, dtype=np.int64), np.vstack(added_vecs))
             self._save_index()
+        for path in orphaned:
+            self._drop_file(path)
         return outcomes
+
+    def _drop_file(self, stored_path: str | None) -> None:
+        """Delete a kept original that no document refers to any more."""
+        if stored_path and not self.store.conn.execute(
+                "SELECT 1 FROM documents WHERE stored_path = ?", (stored_path,)).fetchone():
+            (self.data_dir / stored_path).unlink(missing_ok=True)
 
     def near_duplicate_of(self, body: str, exclude: int | None = None) -> tuple[int | None, float | None]:
         """The stored document whose text this body nearly repeats, with the estimated similarity."""
@@ -257,13 +276,13 @@ class KnowledgeBase:
                 best, score = doc_id, similarity
         return best, (round(score, 3) if best else None)
 
-    def _near_duplicate(self, sig, bands) -> tuple[int | None, float | None]:
+    def _near_duplicate(self, sig, bands, exclude: int | None = None) -> tuple[int | None, float | None]:
         if sig is None:
             return None, None
         best, best_score = None, 0.0
         for doc_id, blob in self.store.near_duplicate_candidates(bands):
             score = dedup.similarity(sig, np.frombuffer(blob, dtype=np.uint64))
-            if score >= dedup.NEAR_DUPLICATE and score > best_score:
+            if doc_id != exclude and score >= dedup.NEAR_DUPLICATE and score > best_score:
                 best, best_score = doc_id, score
         return best, (round(best_score, 3) if best else None)
 
@@ -281,10 +300,7 @@ class KnowledgeBase:
             with self._index_lock:
                 index.remove(ids)
                 self._save_index()
-        shared = self.store.conn.execute("SELECT 1 FROM documents WHERE stored_path = ?",
-                                         (doc.stored_path,)).fetchone()
-        if doc.stored_path and not shared:
-            (self.data_dir / doc.stored_path).unlink(missing_ok=True)
+        self._drop_file(doc.stored_path)
         return doc
 
     def resolve(self, ref: str) -> Document:
@@ -296,13 +312,20 @@ class KnowledgeBase:
             raise NotFound(f"no document with id or source {ref!r}")
         return doc
 
-    def update(self, doc_id: int, changes: dict) -> Document:
-        """Edit metadata; search sees it at once without re-embedding."""
+    def update(self, doc_id: int, changes: dict, by_curator: bool = True) -> Document:
+        """Edit metadata; search sees it at once without re-embedding. A curator's edits (the
+        default) are remembered, and a later ingest of the same file leaves those fields alone."""
         if "visibility" in changes and changes["visibility"] not in VISIBILITIES:
             raise BadRequest(f"visibility must be one of {', '.join(VISIBILITIES)}")
         self.store.get(doc_id)
         with self.store.transaction(bump="revision") as conn:
-            self.store.update_meta(conn, doc_id, changes)
+            self.store.update_meta(conn, doc_id, changes, by_curator)
+        return self.store.get(doc_id)
+
+    def move(self, doc_id: int, source: str) -> Document:
+        """Point a document at the new place of its file (same bytes, moved or renamed)."""
+        with self.store.transaction(bump="revision") as conn:
+            self.store.move(conn, doc_id, source)
         return self.store.get(doc_id)
 
     def set_status(self, doc_id: int, status: str) -> Document:
@@ -350,3 +373,16 @@ def file_sha256(data: bytes) -> str:
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def carried_over(old: Document, meta: DocMeta, curated: tuple[str, ...] = ()) -> DocMeta:
+    """Metadata for new content of a stored document. A field a curator sets with this version
+    takes the new value; a field a curator edited before keeps the curator's value; any other
+    field takes the new value where this ingest has one, else keeps the stored one."""
+    out = DocMeta(**asdict(meta))
+    for key in asdict(meta):
+        if key in curated:
+            continue
+        if key in old.edited or getattr(meta, key) in (None, "", []):
+            setattr(out, key, getattr(old, key))
+    return out

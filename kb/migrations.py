@@ -130,6 +130,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE themes DROP COLUMN public_terms;
     INSERT OR IGNORE INTO meta (key, value) VALUES ('themes_built', '0');
     """,
+    # 5: which metadata fields a curator has edited (a re-ingest leaves those alone)
+    """
+    ALTER TABLE documents ADD COLUMN edited TEXT NOT NULL DEFAULT '[]';
+    CREATE INDEX doc_bands_doc ON doc_bands(doc_id);
+    """,
 ]
 
 

@@ -88,6 +88,7 @@ class Document:
     source_publication: str | None
     original_title: str | None
     dup_of: int | None
+    edited: list[str] = field(default_factory=list)  # metadata fields a curator has set by hand
     chunk_count: int = 0
 
     def to_dict(self) -> dict:
@@ -184,7 +185,7 @@ class IngestReport:
         return not self.failed
 
     def summary(self) -> dict:
-        keys = ("added", "updated", "unchanged", "duplicate", "failed", "pruned")
+        keys = ("added", "updated", "unchanged", "moved", "duplicate", "failed", "pruned")
         return {k: self.count(k) for k in keys}
 
 
@@ -199,3 +200,4 @@ class NewDocument:
     original_name: str | None = None
     stored_path: str | None = None
     label: str | None = None  # how reports name it (the path given, the upload's name)
+    curated: tuple[str, ...] = ()  # metadata fields a curator set for this very version (an upload form)

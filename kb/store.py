@@ -24,7 +24,7 @@ from .models import Chunk, DocMeta, Document, Filters
 
 DOC_COLUMNS = (
     "id, source, sha256, title, doc_type, site, partnership, published, tags, visibility, status, "
-    "added_at, updated_at, original_name, mime, stored_path, source_publication, original_title, dup_of"
+    "added_at, updated_at, original_name, mime, stored_path, source_publication, original_title, dup_of, edited"
 )
 EDITABLE = ("title", "doc_type", "site", "partnership", "published", "tags", "visibility",
             "source_publication", "original_title")
@@ -220,17 +220,44 @@ class Store:
             rows = conn.execute("SELECT id FROM chunks WHERE doc_id = ? ORDER BY id", (doc_id,)).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
-    def delete_document(self, conn, doc_id: int) -> np.ndarray:
-        """Delete a document with its chunks; returns the chunk ids whose vectors must go too."""
+    def replace_document(self, conn, doc_id: int, sha256: str, meta: DocMeta, body: str, *,
+                         edited: list[str], mime: str | None, original_name: str | None, stored_path: str | None,
+                         signature: bytes | None, dup_of: int | None, dup_score: float | None) -> np.ndarray:
+        """New content for a stored document, in place: its id, status and added date stay.
+        Returns the old chunk ids whose vectors must go."""
         ids = self.chunk_ids(conn, doc_id)
         conn.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(int(i),) for i in ids])
         conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+        conn.execute("DELETE FROM doc_bands WHERE doc_id = ?", (doc_id,))
+        conn.execute(
+            "UPDATE documents SET sha256 = ?, title = ?, doc_type = ?, site = ?, partnership = ?, published = ?, "
+            "tags = ?, visibility = ?, updated_at = ?, original_name = ?, mime = ?, stored_path = ?, "
+            "source_publication = ?, original_title = ?, body = ?, signature = ?, dup_of = ?, dup_score = ?, "
+            "edited = ? WHERE id = ?",
+            (sha256, meta.title or "", meta.doc_type, meta.site, meta.partnership, meta.published,
+             json.dumps(meta.tags), meta.visibility or "public", now(), original_name, mime, stored_path,
+             meta.source_publication, meta.original_title, body, signature, dup_of, dup_score,
+             json.dumps(edited), doc_id))
+        return ids
+
+    def move(self, conn, doc_id: int, source: str) -> None:
+        conn.execute("UPDATE documents SET source = ?, updated_at = ? WHERE id = ?", (source, now(), doc_id))
+
+    def delete_document(self, conn, doc_id: int) -> np.ndarray:
+        """Delete a document with its chunks and the cached vectors no other passage shares;
+        returns the chunk ids whose vectors must leave the index too."""
+        ids = self.chunk_ids(conn, doc_id)
+        hashes = self.chunk_hashes(conn, doc_id)
+        conn.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(int(i),) for i in ids])
+        conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+        self.forget_vectors(conn, hashes)
         conn.execute("UPDATE documents SET dup_of = NULL WHERE dup_of = ?", (doc_id,))
         conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
         return ids
 
-    def update_meta(self, conn, doc_id: int, changes: dict) -> None:
-        """Change curated metadata; search sees it at once, nothing is re-embedded."""
+    def update_meta(self, conn, doc_id: int, changes: dict, by_curator: bool = False) -> None:
+        """Change curated metadata; search sees it at once, nothing is re-embedded. A curator's
+        changes are remembered as theirs, so that a re-ingest does not undo them."""
         unknown = set(changes) - set(EDITABLE)
         if unknown:
             raise BadRequest(f"cannot edit {', '.join(sorted(unknown))}")
@@ -238,6 +265,10 @@ class Store:
             changes = {**changes, "tags": json.dumps(list(changes["tags"]))}
         if not changes:
             return
+        if by_curator:
+            row = conn.execute("SELECT edited FROM documents WHERE id = ?", (doc_id,)).fetchone()
+            edited = sorted({*json.loads(row[0] if row else "[]"), *changes})
+            changes = {**changes, "edited": json.dumps(edited)}
         assignments = ", ".join(f"{k} = ?" for k in changes)
         conn.execute(f"UPDATE documents SET {assignments}, updated_at = ? WHERE id = ?",
                      [*changes.values(), now(), doc_id])
@@ -261,6 +292,14 @@ class Store:
             for text_hash, blob in rows:
                 out[text_hash] = np.frombuffer(blob, dtype=np.float32)
         return out
+
+    def chunk_hashes(self, conn, doc_id: int) -> list[str]:
+        return [r[0] for r in conn.execute("SELECT DISTINCT text_hash FROM chunks WHERE doc_id = ?", (doc_id,))]
+
+    def forget_vectors(self, conn, hashes: list[str]) -> None:
+        """Drop cached vectors (every model's) of texts that no stored passage holds any more."""
+        conn.executemany("DELETE FROM embeddings WHERE text_hash = ? AND NOT EXISTS "
+                         "(SELECT 1 FROM chunks WHERE text_hash = ?)", [(h, h) for h in hashes])
 
     def cache_vectors(self, conn, model: str, vectors: dict[str, np.ndarray]) -> None:
         conn.executemany("INSERT OR IGNORE INTO embeddings (model, text_hash, vector) VALUES (?, ?, ?)",
@@ -377,4 +416,5 @@ def _wal(conn: sqlite3.Connection) -> None:
 def _document(row: sqlite3.Row) -> Document:
     data = dict(row)
     data["tags"] = json.loads(data.get("tags") or "[]")
+    data["edited"] = json.loads(data.get("edited") or "[]")
     return Document(**data)

@@ -192,6 +192,40 @@ def test_edit_retire_restore_delete_and_audit(site):
     assert "<script>alert" not in log
 
 
+def test_a_changed_file_keeps_its_id_retirement_and_curator_edits(site, tmp_path):
+    kb = site.extensions["kb"]
+    client = sign_in(site, "cur")
+    doc = next(d for d in kb.store.documents() if d.site == "Croydon")
+    form = {"csrf_token": token(client, f"/admin/documents/{doc.id}"), "title": "Allotments, as the curator named it",
+            "site": "Croydon", "doc_type": "", "tags": "", "visibility": "public", "partnership": "",
+            "published": "5 March 2021"}
+    assert client.post(f"/admin/documents/{doc.id}", data=form).status_code == 302
+    assert kb.store.get(doc.id).published == "2021-03-05"  # stored as the date it means
+    client.post(f"/admin/documents/{doc.id}/retire", data={"csrf_token": token(client, "/admin/documents")})
+    path = tmp_path / "docs" / "public.md"
+    path.write_text("# Allotments in Croydon\n\nBeekeepers keep hives beside the allotments now.\n")
+    assert ingest_paths(kb, [path]).items[0].status == "updated"
+    after = kb.store.get(doc.id)
+    assert (after.status, after.title, after.published) == ("retired", "Allotments, as the curator named it",
+                                                             "2021-03-05")
+    query = "/api/search?q=beekeepers+hives&k=10"
+    assert all(h["doc_id"] != doc.id for h in site.test_client().get(query).get_json()["hits"])
+    client.post(f"/admin/documents/{doc.id}/restore", data={"csrf_token": token(client, "/admin/documents")})
+    hits = site.test_client().get(query).get_json()["hits"]
+    assert hits[0]["doc_id"] == doc.id and "hives" in hits[0]["text"]
+
+
+def test_health_and_downloads_say_nothing_of_hidden_documents(site):
+    anonymous, curator = site.test_client(), sign_in(site, "cur")
+    assert anonymous.get("/healthz").get_json() == {"status": "ok", "documents": 1}
+    assert curator.get("/healthz").get_json()["documents"] == 2 and "vectors" in curator.get("/healthz").get_json()
+    kb = site.extensions["kb"]
+    public = next(d for d in kb.store.documents() if d.visibility == "public")
+    secret = next(d for d in kb.store.documents() if d.visibility == "partners")
+    assert "public" in anonymous.get(f"/doc/{public.id}/file").headers["Cache-Control"]
+    assert curator.get(f"/doc/{secret.id}/file").headers["Cache-Control"] == "private, no-store"
+
+
 def test_sign_in_failures_are_logged_and_slowed_down(site):
     client = site.test_client()
     for _ in range(5):

@@ -45,6 +45,55 @@ def test_manifest_metadata_change_updates_without_reloading(fake_kb, tmp_path):
     assert by_name(fake_kb, "a.txt").site == "Plymouth"
 
 
+def test_a_moved_file_keeps_its_document_and_prune_keeps_it_too(fake_kb, tmp_path):
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.md").write_text("# Board minutes\n\nThe board met in March.")
+    ingest_paths(fake_kb, [folder])
+    doc = by_name(fake_kb, "a.md")
+    fake_kb.update(doc.id, {"visibility": "curators"})
+    fake_kb.set_status(doc.id, "retired")
+    (folder / "a.md").rename(folder / "sub" / "a.md")
+    report = ingest_paths(fake_kb, [folder], prune=True)
+    assert [(i.status, i.doc_id) for i in report.items] == [("moved", doc.id)]
+    assert report.summary()["moved"] == 1
+    after = fake_kb.store.get(doc.id)
+    assert after.source == str((folder / "sub" / "a.md").resolve())
+    assert (after.visibility, after.status) == ("curators", "retired")
+    assert [i.status for i in ingest_paths(fake_kb, [folder], prune=True).items] == ["unchanged"]
+
+
+def test_a_curator_edit_outlasts_re_ingesting_the_same_file(fake_kb, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("Words.")
+    (folder / "a.txt.meta.json").write_text(json.dumps({"title": "From the sidecar", "site": "Leeds"}))
+    ingest_paths(fake_kb, [folder])
+    doc = by_name(fake_kb, "a.txt")
+    fake_kb.update(doc.id, {"title": "Chosen by a curator"})
+    report = ingest_paths(fake_kb, [folder])
+    assert report.items[0].status == "unchanged"
+    assert (fake_kb.store.get(doc.id).title, fake_kb.store.get(doc.id).site) == ("Chosen by a curator", "Leeds")
+    (folder / "a.txt.meta.json").write_text(json.dumps({"title": "From the sidecar", "site": "Newham"}))
+    assert ingest_paths(fake_kb, [folder]).items[0].status == "updated"  # the site was never edited by hand
+    assert (fake_kb.store.get(doc.id).title, fake_kb.store.get(doc.id).site) == ("Chosen by a curator", "Newham")
+
+
+def test_replacing_a_file_leaves_no_old_copy_or_cached_vectors(fake_kb, tmp_path):
+    path = tmp_path / "a.md"
+    path.write_text("# Draft\n\nConfidential draft one about the allotment budget.")
+    ingest_paths(fake_kb, [path])
+    first = by_name(fake_kb, "a.md")
+    path.write_text("# Final\n\nThe final allotment plan, agreed by everyone.")
+    assert ingest_paths(fake_kb, [path]).items[0].status == "updated"
+    second = by_name(fake_kb, "a.md")
+    assert second.id == first.id and second.stored_path != first.stored_path
+    assert not (fake_kb.data_dir / first.stored_path).exists()
+    assert fake_kb.store.count("embeddings") == second.chunk_count
+    fake_kb.remove(second.id)
+    assert fake_kb.store.count("embeddings") == 0 and not list((fake_kb.data_dir / "files").rglob("*.md"))
+
+
 def test_manifest_lists_missing_file_and_bad_metadata(fake_kb, tmp_path):
     folder = tmp_path / "docs"
     folder.mkdir()

@@ -18,6 +18,7 @@ from kb.collection import KnowledgeBase
 from kb.embed import set_threads
 from kb.errors import KbError
 from kb.jobs import Jobs
+from kb.models import Filters
 from kb.search import Searcher
 from kb.settings import Settings
 
@@ -88,7 +89,12 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
 
     @app.get("/healthz")
     def healthz():
-        return jsonify(status="ok", documents=kb.store.count(), vectors=kb.index.count())
+        """Up and serving; counts only of what this visitor may see (the index count for curators)."""
+        visibility = access.visibility()
+        health = {"status": "ok", "documents": kb.store.count_documents(Filters(visibility=visibility))}
+        if "curators" in visibility:
+            health["vectors"] = kb.index.count()
+        return jsonify(health)
 
     return app
 

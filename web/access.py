@@ -74,6 +74,16 @@ def curator_required(view):
     return wrapped
 
 
+def redact_hits(hits: list[dict]) -> list[dict]:
+    """Hits as JSON for this visitor: sources, and those of the copies folded into a hit, shown
+    as `shown_source` allows."""
+    for hit in hits:
+        hit["source"] = shown_source(hit["source"])
+        for other in hit.get("also_in", []):
+            other["source"] = shown_source(other["source"])
+    return hits
+
+
 def shown_source(source: str) -> str:
     """Where a document came from, as this visitor may see it: curators get the full source,
     others only the file name, never a path on the server."""

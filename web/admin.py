@@ -139,8 +139,12 @@ def edit(doc_id: int):
                 continue
             if value != getattr(doc, key):
                 changes[key] = value
-        if changes.get("published") and normalize_date(changes["published"]) is None:
-            raise BadRequest("the date must look like YYYY-MM-DD")
+        if changes.get("published"):
+            changes["published"] = normalize_date(changes["published"])
+            if changes["published"] is None:
+                raise BadRequest("the date must look like YYYY-MM-DD")
+            if changes["published"] == doc.published:
+                del changes["published"]
         if changes:
             kb.update(doc_id, changes)
             _log("edit", f"document {doc_id}", ", ".join(f"{k}={v}" for k, v in changes.items()))

@@ -45,10 +45,7 @@ def search():
                                                        offset=req.offset)
     payload = result.to_dict()
     payload["facets"] = result.facets
-    for hit in payload["hits"]:
-        hit["source"] = access.shown_source(hit["source"])
-        for other in hit["also_in"]:
-            other["source"] = access.shown_source(other["source"])
+    access.redact_hits(payload["hits"])
     return jsonify(payload)
 
 

@@ -40,8 +40,7 @@ def across():
 def api_across():
     data = _across((request.args.get("q") or "").strip()).to_dict()
     for group in data["sites"]:
-        for hit in group["hits"]:
-            hit["source"] = access.shown_source(hit["source"])
+        access.redact_hits(group["hits"])
     return jsonify(data)
 
 

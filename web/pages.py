@@ -118,5 +118,9 @@ def original(doc_id: int):
         raise NotFound("the original file is missing")
     name = Path(doc.original_name or f"document-{doc.id}").name
     inline = (doc.mime or "") in ("application/pdf", "text/plain")
-    return send_file(path, mimetype=doc.mime or "application/octet-stream", as_attachment=not inline,
-                     download_name=name, max_age=3600)
+    public = doc.visibility == "public" and doc.status == "active"
+    response = send_file(path, mimetype=doc.mime or "application/octet-stream", as_attachment=not inline,
+                         download_name=name, max_age=3600 if public else None)
+    if not public:  # no shared cache may keep it, nor the browser after sign-out or a visibility change
+        response.headers["Cache-Control"] = "private, no-store"
+    return response
