@@ -31,7 +31,7 @@ def meta_from_mapping(raw: dict, where: str) -> DocMeta:
         elif key == "published":
             date = normalize_date(str(value))
             if date is None:
-                raise LoadError(f"{where}: published date {value!r} is not a date (use YYYY-MM-DD)")
+                raise LoadError(f"{where}: published date {value!r} is not a date (use YYYY-MM-DD, years 1900 to 2100)")
             value = date
         elif key == "visibility" and value not in VISIBILITIES:
             raise LoadError(f"{where}: visibility must be one of {', '.join(VISIBILITIES)}")

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .embed import set_threads
-from .errors import BadRequest, KbError
+from .errors import BadRequest, ConfigError, KbError, NotFound
 from .models import VISIBILITIES, DocMeta, Filters
 from .settings import Settings
 
@@ -81,9 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the web app on a production WSGI server")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=_port, default=5000)
     p.add_argument("--threads", type=int, default=8)
     return parser
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, not {text!r}")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,9 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _open(settings: Settings):
+def _open(settings: Settings, existing: bool = False):
+    """The knowledge base in the data folder; `existing` refuses to start an empty one (a mistyped
+    --data would otherwise search nothing and say so quietly)."""
     from .collection import KnowledgeBase
 
+    if existing and not (Path(settings.data_dir) / "kb.sqlite3").exists():
+        raise NotFound(f"no knowledge base in {settings.data_dir}: check --data, or add documents with kb ingest")
     return KnowledgeBase.open(settings)
 
 
@@ -146,7 +156,7 @@ def cmd_search(settings: Settings, args) -> int:
             value and date.fromisoformat(value)
         except ValueError:
             raise BadRequest(f"--from and --to take a date like 2021-01-31, not {value!r}") from None
-    kb = _open(settings)
+    kb = _open(settings, existing=True)
     kb.embedder.model  # load before the clock starts: took_ms is the search alone
     set_threads(settings.query_threads)
     filters = Filters(site=args.site, doc_type=args.doc_type, tag=args.tag, year=args.year,
@@ -173,7 +183,7 @@ def plain(snippet: str) -> str:
 
 
 def cmd_remove(settings: Settings, args) -> int:
-    kb = _open(settings)
+    kb = _open(settings, existing=True)
     doc = kb.resolve(args.ref)
     kb.remove(doc.id)
     print(f"removed document {doc.id}: {doc.title}")
@@ -181,14 +191,14 @@ def cmd_remove(settings: Settings, args) -> int:
 
 
 def cmd_reindex(settings: Settings, args) -> int:
-    kb = _open(settings)
+    kb = _open(settings, existing=True)
     count = kb.reindex()
     print(f"index rebuilt: {count} vectors ({kb.index.kind})")
     return 0
 
 
 def cmd_docs(settings: Settings, args) -> int:
-    kb = _open(settings)
+    kb = _open(settings, existing=True)
     docs = kb.store.documents(include_retired=True)
     if args.json:
         print(json.dumps([d.to_dict() for d in docs], ensure_ascii=False, indent=2))
@@ -201,7 +211,7 @@ def cmd_docs(settings: Settings, args) -> int:
 
 
 def cmd_stats(settings: Settings, args) -> int:
-    kb = _open(settings)
+    kb = _open(settings, existing=True)
     stats = kb.stats()
     if args.json:
         print(json.dumps(stats, ensure_ascii=False, indent=2))
@@ -249,7 +259,7 @@ def cmd_eval(settings: Settings, args) -> int:
 def cmd_themes(settings: Settings, args) -> int:
     from . import themes
 
-    kb = _open(settings)
+    kb = _open(settings, existing=True)
     with kb.writing():
         built = themes.build(kb, args.k)
     if args.json:
@@ -293,13 +303,18 @@ def cmd_user(settings: Settings, args) -> int:
 
 
 def cmd_serve(settings: Settings, args) -> int:
-    from waitress import serve
+    from waitress.server import create_server
 
     from web import create_app
 
     app = create_app(settings)
+    try:
+        server = create_server(app, host=args.host, port=args.port, threads=args.threads, ident="kb")
+    except OSError as exc:
+        raise ConfigError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}"
+                          " (choose another with --port, or PORT=... with make run)") from None
     print(f"kb serving on http://{args.host}:{args.port}/", flush=True)
-    serve(app, host=args.host, port=args.port, threads=args.threads, ident="kb")
+    server.run()
     return 0
 
 

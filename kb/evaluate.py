@@ -80,6 +80,10 @@ def read_beir(folder: Path, split: str = "test") -> EvalSet:
             if len(row) < 3 or not row[2].strip().lstrip("-").isdigit():
                 continue  # header or blank line
             qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+    if not corpus:
+        raise BadRequest(f"{paths[0]} holds no documents")
+    if not any(q in queries for q in qrels):
+        raise BadRequest(f"no query in {paths[1].name} has judgments in {paths[2].name}")
     digest = hashlib.sha256()
     for path in paths:
         digest.update(path.read_bytes())

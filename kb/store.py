@@ -390,6 +390,10 @@ class Store:
             f"SELECT t.value, count(*) FROM documents d, json_each(d.tags) t WHERE {where} "
             "GROUP BY t.value ORDER BY count(*) DESC, t.value", params)]
 
+    def is_visible(self, doc_id: int, visibility: tuple[str, ...]) -> bool:
+        """Active and visible to a reader with this visibility."""
+        return self.count_documents(Filters(doc_ids=[doc_id], visibility=visibility)) > 0
+
     def count_documents(self, filters: Filters) -> int:
         where, params = filter_sql(filters)
         return self.conn.execute(f"SELECT count(*) FROM documents d WHERE {where}", params).fetchone()[0]

@@ -19,6 +19,7 @@ import faiss
 import numpy as np
 
 from .collection import KnowledgeBase
+from .errors import BadRequest
 from .models import Filters
 from .query import STOPWORDS
 from .store import filter_sql
@@ -65,6 +66,8 @@ def theme_count(chunks: int) -> int:
 
 def build(kb: KnowledgeBase, k: int | None = None) -> list[Theme]:
     """Cluster every active passage and store the themes; returns them."""
+    if k is not None and k < 2:
+        raise BadRequest("the number of themes must be at least 2")
     rows = kb.store.conn.execute(
         "SELECT c.id, c.text, c.heading, d.title, d.visibility FROM chunks c JOIN documents d "
         "ON d.id = c.doc_id WHERE d.status = 'active' ORDER BY c.id").fetchall()

@@ -52,6 +52,13 @@ def sign_in(app, name):
     return client
 
 
+def test_upload_form_refuses_a_bad_date_at_once(site):
+    client = sign_in(site, "cur")
+    response = upload(client, [(io.BytesIO(b"Some words."), "a.txt")], published="2021-02-30")
+    assert response.status_code == 400 and "is not a date" in response.get_data(as_text=True)
+    assert not site.extensions["jobs"].list()
+
+
 def upload(client, files, **meta):
     data = {"csrf_token": token(client, "/admin/upload"), "files": files, **meta}
     return client.post("/admin/upload", data=data, content_type="multipart/form-data")
@@ -215,7 +222,7 @@ def test_a_changed_file_keeps_its_id_retirement_and_curator_edits(site, tmp_path
     assert hits[0]["doc_id"] == doc.id and "hives" in hits[0]["text"]
 
 
-def test_health_and_downloads_say_nothing_of_hidden_documents(site):
+def test_health_and_downloads_say_nothing_of_hidden_documents(site, tmp_path):
     anonymous, curator = site.test_client(), sign_in(site, "cur")
     assert anonymous.get("/healthz").get_json() == {"status": "ok", "documents": 1}
     assert curator.get("/healthz").get_json()["documents"] == 2 and "vectors" in curator.get("/healthz").get_json()
@@ -224,6 +231,12 @@ def test_health_and_downloads_say_nothing_of_hidden_documents(site):
     secret = next(d for d in kb.store.documents() if d.visibility == "partners")
     assert "public" in anonymous.get(f"/doc/{public.id}/file").headers["Cache-Control"]
     assert curator.get(f"/doc/{secret.id}/file").headers["Cache-Control"] == "private, no-store"
+    copy = tmp_path / "copy.md"  # a public near-copy of the partners-only document
+    copy.write_text((tmp_path / "docs" / "secret.md").read_text() + "\nShared with everyone.\n")
+    copy_id = ingest_paths(kb, [copy]).items[0].doc_id
+    assert kb.store.get(copy_id).dup_of == secret.id
+    assert anonymous.get(f"/api/documents/{copy_id}").get_json()["dup_of"] is None
+    assert curator.get(f"/api/documents/{copy_id}").get_json()["dup_of"] == secret.id
 
 
 def test_sign_in_failures_are_logged_and_slowed_down(site):

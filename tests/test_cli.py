@@ -111,8 +111,19 @@ def test_bad_files_are_reported_and_good_ones_kept(tmp_path, folder, capsys, mod
 
 
 def test_errors_become_messages_and_exit_status(tmp_path, capsys):
+    for command in (["stats"], ["search", "x"], ["docs"], ["remove", "1"]):
+        code, _, err = run(capsys, "--data", str(tmp_path / "typo"), *command)
+        assert code == 1 and "no knowledge base in" in err, command
+    assert not (tmp_path / "typo").exists()
+    (tmp_path / "empty").mkdir()
+    assert run(capsys, "--data", str(tmp_path), "ingest", str(tmp_path / "empty"))[0] == 0
     code, _, err = run(capsys, "--data", str(tmp_path), "remove", "999")
     assert code == 1 and "no document 999" in err
+    code, _, err = run(capsys, "--data", str(tmp_path), "themes", "-k", "1")
+    assert code == 1 and "at least 2" in err
+    with pytest.raises(SystemExit):
+        main(["serve", "--port", "99999"])
+    assert "a port is a number from 1 to 65535" in capsys.readouterr().err
     code, _, err = run(capsys, "--data", str(tmp_path), "search", "x", "-k", "0")
     assert code == 1 and "k must be between" in err
 

@@ -85,6 +85,16 @@ def test_eval_command_on_the_corpus_set(tmp_path, capsys, model):
 def test_eval_rejects_a_folder_that_is_not_beir(tmp_path, capsys):
     assert main(["--data", str(tmp_path), "eval", str(tmp_path)]) == 1
     assert "not a BEIR folder" in capsys.readouterr().err
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text("")
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "volunteers"}\n')
+    (tmp_path / "qrels" / "test.tsv").write_text("q1\td1\t1\n")
+    assert main(["--data", str(tmp_path), "eval", str(tmp_path)]) == 1
+    assert "holds no documents" in capsys.readouterr().err
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "text": "Volunteers ran the garden."}\n')
+    (tmp_path / "qrels" / "test.tsv").write_text("q9\td1\t1\n")
+    assert main(["--data", str(tmp_path), "eval", str(tmp_path)]) == 1
+    assert "no query in queries.jsonl has judgments" in capsys.readouterr().err
 
 
 def test_reranker_stage_is_wired(fake_kb, monkeypatch):

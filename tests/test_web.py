@@ -108,6 +108,12 @@ def test_api_documents_and_similar(client, corpus_kb):
     assert client.get("/api/documents/999999").get_json()["error"]["code"] == "not_found"
     assert client.get("/api/documents/999999/similar").status_code == 404
     assert client.get("/api/documents?bogus=1").status_code == 400
+    for bad in ("year=abc", "year=21", "order=sideways"):
+        assert client.get(f"/api/documents?{bad}").status_code == 400, bad
+    assert client.get("/api/across?q=volunteers&bogus=1").status_code == 400
+    for url in ("/api/documents/9223372036854775808", "/api/documents/99999999999999999999/similar",
+                "/doc/99999999999999999999", "/doc/99999999999999999999/file"):
+        assert client.get(url).status_code == 404, url
 
 
 def test_api_stats_and_health(client):

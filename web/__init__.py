@@ -12,6 +12,7 @@ from pathlib import Path
 from flask import Flask, jsonify, render_template, request
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.routing import IntegerConverter
 
 from kb.accounts import Accounts
 from kb.collection import KnowledgeBase
@@ -28,10 +29,20 @@ CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src '
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
+
+class StoredId(IntegerConverter):
+    """`<int:...>` in routes: a number SQLite can hold, so a larger one is a plain 404."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
 def create_app(settings: Settings | None = None, test_config: dict | None = None, kb: KnowledgeBase | None = None) -> Flask:
     settings = settings or Settings.from_env()
     kb = kb or KnowledgeBase.open(settings)
     app = Flask(__name__)
+    app.url_map.converters["int"] = StoredId
     app.json.sort_keys = False
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key or _secret_key(kb.data_dir),

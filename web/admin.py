@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
 from ingest.dates import normalize_date
+from ingest.meta import meta_from_mapping
 from ingest.upload import safe_name, stage
 from kb import audit
 from kb.errors import BadRequest, LoadError
@@ -41,7 +42,12 @@ def _form_meta() -> dict:
     meta["tags"] = [t.strip() for t in meta["tags"].replace(",", ";").split(";") if t.strip()]
     if meta["visibility"] and meta["visibility"] not in VISIBILITIES:
         raise BadRequest("visibility must be public, partners or curators")
-    return {k: v for k, v in meta.items() if v}
+    meta = {k: v for k, v in meta.items() if v}
+    try:
+        meta_from_mapping(meta, "the form")  # a bad date is refused now, not when the job runs
+    except LoadError as exc:
+        raise BadRequest(str(exc)) from None
+    return meta
 
 
 @bp.get("/")

@@ -23,6 +23,8 @@ def _document(doc) -> dict:
     data = doc.to_dict()
     data.pop("stored_path", None)
     data["source"] = access.shown_source(doc.source)
+    if doc.dup_of is not None and not _kb().store.is_visible(doc.dup_of, access.visibility()):
+        data["dup_of"] = None  # not even the id of a document this visitor may not see
     data["url"] = f"/doc/{doc.id}"
     data["file_url"] = f"/doc/{doc.id}/file" if doc.stored_path else None
     return data
@@ -55,12 +57,18 @@ def documents():
     unknown = set(request.args) - known
     if unknown:
         raise BadRequest(f"unknown parameter {sorted(unknown)[0]!r}")
-    years = [int(y) for y in request.args.getlist("year") if y.isdigit()]
+    years = []
+    for raw in request.args.getlist("year"):
+        if not (raw.isdigit() and len(raw) == 4):
+            raise BadRequest(f"year must be four digits, not {raw!r}")
+        years.append(int(raw))
     filters = Filters(site=request.args.getlist("site"), doc_type=request.args.getlist("type"),
                       tag=request.args.getlist("tag"), year=years, visibility=access.visibility())
     sort = request.args.get("sort", "id")
     if sort not in SORTABLE:
         raise BadRequest(f"sort must be one of {', '.join(SORTABLE)}")
+    if request.args.get("order", "asc") not in ("asc", "desc"):
+        raise BadRequest("order must be asc or desc")
     limit = _int(request.args, "limit", 100, 1, 1000)
     offset = _int(request.args, "offset", 0, 0, 1_000_000)
     kb = _kb()

@@ -38,6 +38,9 @@ def across():
 
 @bp.get("/api/across")
 def api_across():
+    unknown = set(request.args) - {"q"}
+    if unknown:
+        raise BadRequest(f"unknown parameter {sorted(unknown)[0]!r}; known: q")
     data = _across((request.args.get("q") or "").strip()).to_dict()
     for group in data["sites"]:
         access.redact_hits(group["hits"])
