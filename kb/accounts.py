@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -15,6 +17,7 @@ ROLES = ("curator", "partner")
 MAX_FREE_FAILURES = 5
 BASE_LOCK_SECONDS = 30
 MAX_LOCK_SECONDS = 15 * 60
+SESSION_SECONDS = 14 * 24 * 3600  # a sign-in lasts two weeks at most
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
 
 
@@ -58,6 +61,26 @@ class Accounts:
         row = self.store.conn.execute("SELECT id, name, role, created_at FROM users WHERE id = ?",
                                       (user_id,)).fetchone()
         return User(**dict(row)) if row else None
+
+    def open_session(self, user_id: int) -> str:
+        """A new sign-in session; the token goes in the (signed) cookie, only its hash is stored."""
+        token = secrets.token_urlsafe(32)
+        with self.store.transaction(bump=None) as conn:
+            conn.execute("DELETE FROM sessions WHERE created_at < ?", (time.time() - SESSION_SECONDS,))
+            conn.execute("INSERT INTO sessions (token_hash, user_id, created_at) VALUES (?, ?, ?)",
+                         (_digest(token), user_id, time.time()))
+        return token
+
+    def session_user(self, token: str) -> User | None:
+        """The user a live session belongs to; None once it was closed, expired or its user removed."""
+        row = self.store.conn.execute(
+            "SELECT u.id, u.name, u.role, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id "
+            "WHERE s.token_hash = ? AND s.created_at >= ?", (_digest(token), time.time() - SESSION_SECONDS)).fetchone()
+        return User(**dict(row)) if row else None
+
+    def close_session(self, token: str) -> None:
+        with self.store.transaction(bump=None) as conn:
+            conn.execute("DELETE FROM sessions WHERE token_hash = ?", (_digest(token),))
 
     def list(self) -> list[User]:
         return [User(**dict(r)) for r in self.store.conn.execute(
@@ -103,3 +126,7 @@ def _burn(password: str) -> bool:
     """Spend the same time on an unknown account as on a known one, so names cannot be probed."""
     check_password_hash(_DUMMY, password or "")
     return False
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from dataclasses import dataclass
 
 from .errors import NotFound
@@ -63,6 +65,17 @@ class Jobs:
         return [_job(r) for r in self.store.conn.execute(
             f"SELECT {COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?", (limit,))]
 
+    def claim_next(self, owner: str = "") -> Job | None:
+        """Take the oldest queued job for this process, atomically: of several servers on one data
+        folder, exactly one gets each job."""
+        owner = owner or this_process()
+        with self.store.transaction(bump=None) as conn:
+            row = conn.execute(
+                "UPDATE jobs SET status = 'running', owner = ?, updated_at = ? WHERE id = "
+                "(SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1) RETURNING id",
+                (owner, now())).fetchone()
+        return self.get(row[0]) if row else None
+
     def next_queued(self) -> Job | None:
         row = self.store.conn.execute(
             f"SELECT {COLUMNS} FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1").fetchone()
@@ -80,6 +93,33 @@ class Jobs:
         return self.get(job_id)
 
     def requeue_interrupted(self) -> int:
-        """Jobs left running by a stopped server start again from the queue."""
+        """Jobs left running by a server that has stopped start again from the queue; those another
+        live process on this machine is running stay its own."""
         with self.store.transaction(bump=None) as conn:
-            return conn.execute("UPDATE jobs SET status = 'queued', progress = 0 WHERE status = 'running'").rowcount
+            stranded = [job_id for job_id, owner in conn.execute("SELECT id, owner FROM jobs WHERE status = 'running'")
+                         if not _alive(owner)]
+            conn.executemany("UPDATE jobs SET status = 'queued', progress = 0, owner = NULL WHERE id = ?",
+                             [(i,) for i in stranded])
+        return len(stranded)
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(owner: str | None) -> bool:
+    """Whether the process that claimed a job still runs (one on another host is taken as alive)."""
+    host, _, pid = (owner or "").rpartition(":")
+    if not pid.isdigit():
+        return False
+    if host != socket.gethostname():
+        return True
+    if int(pid) == os.getpid():
+        return False  # this process is starting now: whatever it held before is not running
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -135,6 +135,17 @@ MIGRATIONS: list[str] = [
     ALTER TABLE documents ADD COLUMN edited TEXT NOT NULL DEFAULT '[]';
     CREATE INDEX doc_bands_doc ON doc_bands(doc_id);
     """,
+    # 6: which server process runs a job (host:pid), so that only one claims it; sign-in sessions
+    # held on the server, so that signing out ends a session everywhere its cookie went
+    """
+    ALTER TABLE jobs ADD COLUMN owner TEXT;
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX sessions_user ON sessions(user_id);
+    """,
 ]
 
 

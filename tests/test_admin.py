@@ -259,6 +259,19 @@ def test_session_cookie_flags_and_open_redirects(site):
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
+def test_signing_out_ends_the_session_wherever_its_cookie_went(site):
+    client = sign_in(site, "cur")
+    stolen = site.test_client()
+    stolen.set_cookie("session", client.get_cookie("session").value)
+    assert stolen.get("/admin/documents").status_code == 200
+    client.post("/logout", data={"csrf_token": token(client, "/admin/documents")})
+    response = stolen.get("/admin/documents")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    again = sign_in(site, "par")  # removing an account ends its sessions too
+    Accounts(site.extensions["kb"].store).remove("par")
+    assert again.get("/api/stats").get_json()["documents"] == 1
+
+
 def test_reembed_job_rebuilds_the_index(site):
     client = sign_in(site, "cur")
     client.post("/admin/reindex", data={"csrf_token": token(client, "/admin/jobs")})
@@ -288,3 +301,23 @@ def test_user_cli(tmp_path, capsys, monkeypatch):
     assert "at least 10 characters" in capsys.readouterr().err
     assert main(["--data", str(tmp_path), "user", "remove", "maria"]) == 0
     assert main(["--data", str(tmp_path), "user", "remove", "maria"]) == 1
+
+
+def test_each_queued_job_is_claimed_by_one_process_only(tmp_path):
+    from kb.jobs import Jobs, this_process
+
+    kb = KnowledgeBase.open(Settings(data_dir=tmp_path / "data", model="fake"))
+    other = KnowledgeBase.open(Settings(data_dir=tmp_path / "data", model="fake"))  # a second server
+    mine, theirs = Jobs(kb.store), Jobs(other.store)
+    first, second = mine.create("reembed", "cur"), mine.create("reembed", "cur")
+    assert mine.claim_next("host-a:1").id == first.id
+    assert theirs.claim_next("host-a:2").id == second.id
+    assert mine.claim_next("host-a:1") is None
+    # a server starting up requeues only jobs whose process is gone, never a live process's job
+    running = mine.create("reembed", "cur")
+    mine.claim_next(this_process())
+    with kb.store.transaction(bump=None) as conn:
+        conn.execute("UPDATE jobs SET owner = ? WHERE id = ?", (f"{this_process().rpartition(':')[0]}:{2**22 + 7}", first.id))
+        conn.execute("UPDATE jobs SET owner = ? WHERE id = ?", (f"{this_process().rpartition(':')[0]}:1", second.id))
+    assert theirs.requeue_interrupted() == 2  # the dead pid and this very process (restarting)
+    assert {j.id: j.status for j in mine.list()} == {first.id: "queued", second.id: "running", running.id: "queued"}

@@ -16,10 +16,10 @@ UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def load_user() -> None:
-    """Before each request: the session's user, or None."""
-    user_id = session.get("user_id")
-    g.user = current_app.extensions["accounts"].by_id(user_id) if user_id else None
-    if user_id and g.user is None:
+    """Before each request: the user of the session, if it is still open on the server, or None."""
+    token = session.get("sid")
+    g.user = current_app.extensions["accounts"].session_user(token) if isinstance(token, str) else None
+    if "sid" in session and g.user is None:
         session.clear()
 
 

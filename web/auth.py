@@ -40,7 +40,7 @@ def login():
                 error, status = "That name and password do not match.", 401
             else:
                 session.clear()
-                session["user_id"] = user.id
+                session["sid"] = current_app.extensions["accounts"].open_session(user.id)
                 access.csrf_token()
                 audit.record(store, user.name, "login", user.name)
                 flash(f"Signed in as {user.name} ({user.role}).")
@@ -53,5 +53,6 @@ def logout():
     user = access.current_user()
     if user:
         audit.record(current_app.extensions["kb"].store, user.name, "logout", user.name)
+        current_app.extensions["accounts"].close_session(session["sid"])
     session.clear()
     return redirect(url_for("pages.search"))

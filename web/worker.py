@@ -44,12 +44,13 @@ class Worker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            job = self.jobs.next_queued()
+            self._busy = True  # before the claim, so that wait_idle never sees a claimed job as idle
+            job = self.jobs.claim_next()
             if job is None:
+                self._busy = False
                 self._wake.wait(1.0)
                 self._wake.clear()
                 continue
-            self._busy = True
             try:
                 self.run(job)
             except Exception as exc:  # a job must never take the worker down
