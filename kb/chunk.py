@@ -98,7 +98,7 @@ def chunk_blocks(
                 room = budget - sum(u.tokens for u in lead)
                 for n, piece in enumerate(_split_long(text, unit, count_tokens, room, overlap)):
                     emit(lead + piece if n == 0 else piece, path)  # a heading never stands alone
-            elif used + unit.tokens > budget:
+            elif used + unit.tokens > budget or _new_page(current, unit, blocks_kind):
                 emit(current, path)
                 current, used = [unit], unit.tokens
             else:
@@ -110,8 +110,9 @@ def chunk_blocks(
     def emit(units: list[_Unit], path: str) -> None:
         start, end = units[0].start, units[-1].end
         body = text[start:end]
+        page = next((u.page for u in units if blocks_kind.get(u.start) != "heading"), units[0].page)
         chunks.append(Chunk(
-            ordinal=len(chunks), text=body, heading=path, page=units[0].page,
+            ordinal=len(chunks), text=body, heading=path, page=page,
             char_start=start, char_end=end, tokens=count_tokens(embed_text(title, path, body)),
         ))
 
@@ -133,6 +134,13 @@ def chunk_blocks(
     if carried:  # trailing headings with no text after them
         _pack_section(carried, heading)
     return text, chunks
+
+
+def _new_page(current: list[_Unit], unit: _Unit, kinds: dict[int, str]) -> bool:
+    """A chunk ends at a page break, so that a passage cites the page its text is on (a heading
+    at the foot of a page still goes with the text after it)."""
+    return (bool(current) and unit.page is not None and current[-1].page is not None
+            and unit.page != current[-1].page and any(kinds[u.start] != "heading" for u in current))
 
 
 def _fit_path(path: str, title: str, count: Counter, limit: int) -> str:

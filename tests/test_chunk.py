@@ -96,3 +96,11 @@ def test_a_heading_is_never_a_passage_on_its_own():
     assert chunks[0].text.startswith("What we learned\n\nSentence 0")
     assert all(c.text.strip() != "What we learned" for c in chunks)
     assert all(c.tokens <= 40 for c in chunks)
+
+
+def test_a_passage_cites_the_page_its_text_is_on():
+    blocks = [Block("Lizards bask in the sun.", page=1), Block("Gardens", "heading", 2, page=1),
+              Block("Quokkas live on Rottnest.", page=2), Block("They smile a lot.", page=2)]
+    _, chunks = chunk_blocks(blocks, words, max_tokens=200, overlap=0)
+    assert [(c.page, c.text.split()[0]) for c in chunks] == [(1, "Lizards"), (2, "Gardens")]
+    assert "Quokkas" in chunks[1].text and "They smile" in chunks[1].text  # same page: one chunk
