@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 from .across import AcrossResult
 from .models import Hit
@@ -63,7 +64,8 @@ def parse_csv(text: str) -> list[dict]:
 
 def to_markdown(rows: list[dict], title: str) -> str:
     def esc(value: str) -> str:
-        return value.replace("\\", "\\\\").replace("|", "\\|")
+        """Backslash-escaped: a cell's text never becomes markup (raw HTML, links, images) or a new column."""
+        return re.sub(r"([\\|<>\[\]`])", r"\\\1", value)
 
     lines = [f"# {esc(_clean(title))}", "", "| " + " | ".join(COLUMNS) + " |",
              "|" + "---|" * len(COLUMNS)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 from kb import export, themes
 from kb.models import Filters
@@ -97,6 +98,15 @@ def test_csv_cells_cannot_become_formulas():
     parsed = list(csv.DictReader(io.StringIO(export.to_csv(rows))))
     assert parsed[0]["title"].startswith("'=") and parsed[0]["site"] == "'+1"
     assert export.parse_csv(export.to_csv(rows)) == rows
+
+
+def test_markdown_cells_cannot_become_markup():
+    hostile = '<img src=x onerror=alert(1)> [click](javascript:alert(1)) `code` a|b \\ ![i](x)'
+    rows = [{c: "" for c in export.COLUMNS} | {"passage": hostile, "title": "<b>T</b>"}]
+    text = export.to_markdown(rows, "<script>x</script>")
+    for raw in ("<img", "<b>", "<script>", "[click]", "`code`", "|b", "[i]"):
+        assert not re.search(r"(?<!\\)" + re.escape(raw), text), raw  # each only backslash-escaped
+    assert export.parse_markdown(text) == rows
 
 
 def test_theme_labels_come_only_from_passages_the_reader_may_see(fake_kb, tmp_path):
