@@ -35,7 +35,7 @@ class Settings:
     hnsw_threshold: int = _setting(200_000, "KB_HNSW_THRESHOLD", "With index auto, vectors above which HNSW is used.")
     query_threads: int = _setting(1, "KB_QUERY_THREADS", "Torch threads for answering queries (kb serve, kb search, kb eval's queries); 0 leaves torch's default.")
     batch_size: int = _setting(DEFAULT_BATCH_SIZE, "KB_BATCH_SIZE", "Texts per embedding batch.")
-    max_file_mb: int = _setting(50, "KB_MAX_FILE_MB", "Largest file accepted for ingestion or upload, in MB.")
+    max_file_mb: int = _setting(50, "KB_MAX_FILE_MB", "Largest file accepted for ingestion or upload, in MB (the upload form takes up to 20 such files at a time).")
     max_pdf_pages: int = _setting(2000, "KB_MAX_PDF_PAGES", "PDFs with more pages are refused.")
     max_load_seconds: float = _setting(60.0, "KB_MAX_LOAD_SECONDS", "Hard time limit for extracting one file's text (the loader runs in a worker process that is stopped).")
     candidates: int = _setting(100, "KB_CANDIDATES", "Candidates taken from each retriever before fusion.")

@@ -150,6 +150,12 @@ def test_unsupported_and_oversized_uploads(site):
     response = upload(client, [(big, "big.txt")])
     assert response.status_code == 413 and "larger than the limit of 1 MB" in response.get_data(as_text=True)
     assert site.extensions["jobs"].list() == []
+    # several files, together over one file's limit: each is judged on its own, the good ones kept
+    files = [(io.BytesIO(b"b " * (300 * 1024)), "one.txt"), (io.BytesIO(b"c " * (300 * 1024)), "two.txt"),
+             (io.BytesIO(b"a " * (700 * 1024)), "big.txt")]
+    assert upload(client, files).status_code == 302
+    assert sorted(j.original_name for j in site.extensions["jobs"].list()) == ["one.txt", "two.txt"]
+    assert "big.txt was not accepted: larger than the limit of 1 MB" in client.get("/admin/jobs").get_data(as_text=True)
 
 
 def test_duplicate_upload_waits_for_a_decision(site):

@@ -30,6 +30,9 @@ CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src '
 
 
 
+MAX_UPLOAD_FILES = 20
+
+
 class StoredId(IntegerConverter):
     """`<int:...>` in routes: a number SQLite can hold, so a larger one is a plain 404."""
 
@@ -46,7 +49,8 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     app.json.sort_keys = False
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key or _secret_key(kb.data_dir),
-        MAX_CONTENT_LENGTH=settings.max_file_mb * 1024 * 1024 + 64 * 1024,  # the files plus the form
+        # a form of up to MAX_UPLOAD_FILES files at the size limit; each file is checked on its own
+        MAX_CONTENT_LENGTH=MAX_UPLOAD_FILES * settings.max_file_mb * 1024 * 1024 + 64 * 1024,
 
         MAX_FILE_MB=settings.max_file_mb,
         SESSION_COOKIE_HTTPONLY=True,
@@ -138,7 +142,8 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc):
-        return render(413, "too_large", f"The upload is larger than the limit of {app.config['MAX_FILE_MB']} MB.")
+        return render(413, "too_large", f"The upload is larger than the limit of {app.config['MAX_FILE_MB']} MB"
+                      f" a file, {MAX_UPLOAD_FILES} files at a time.")
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

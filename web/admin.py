@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ingest.dates import normalize_date
 from ingest.meta import meta_from_mapping
@@ -64,12 +65,13 @@ def upload():
         raise BadRequest("choose at least one file to upload")
     meta = _form_meta()
     limit = _kb().settings.max_file_mb * 1024 * 1024
-    queued = 0
+    queued = too_large = 0
     for storage in files:
         name = safe_name(storage.filename)
         data = storage.read(limit + 1)
         try:
             if len(data) > limit:
+                too_large += 1
                 raise LoadError(f"larger than the limit of {_kb().settings.max_file_mb} MB")
             path = stage(_kb(), data, name)
         except LoadError as exc:
@@ -82,6 +84,8 @@ def upload():
     if queued:
         current_app.extensions["worker"].notify()
         flash(f"{queued} file{'s' if queued != 1 else ''} queued for ingestion.")
+    elif too_large:
+        raise RequestEntityTooLarge()  # nothing came of this upload, and size is why
     return redirect(url_for("admin.jobs"))
 
 
