@@ -69,6 +69,10 @@ def test_bad_page_parameters_are_messages_not_tracebacks(client):
     assert response.status_code == 400 and "k must be a whole number" in response.get_data(as_text=True)
     assert client.get("/doc/999999").status_code == 404
     assert "Traceback" not in client.get("/?q=x&year=20x").get_data(as_text=True)
+    for blank in ("%20", "%00", "%E2%80%8B"):  # a space, a NUL, a zero-width space: no query at all
+        response = client.get(f"/?q={blank}")
+        assert response.status_code == 200 and "Latest" in response.get_data(as_text=True), blank
+        assert client.get(f"/api/search?q={blank}").get_json()["error"]["message"] == "q is required"
 
 
 def test_api_search_shape(client):

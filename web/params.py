@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from kb.errors import BadRequest
 from kb.models import Filters
+from kb.query import normalize
 from kb.search import MAX_K, MODES
 
 ISO_DATE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$")
@@ -67,4 +68,4 @@ def search_request(args, visibility: tuple[str, ...], default_k: int = 10, stric
         site=[v for v in args.getlist("site") if v], doc_type=[v for v in args.getlist("type") if v],
         tag=[v for v in args.getlist("tag") if v], year=years,
         date_from=dates["from"], date_to=dates["to"], visibility=visibility)
-    return SearchRequest(q=(args.get("q") or "").strip(), k=k, mode=mode, page=page, filters=filters)
+    return SearchRequest(q=normalize(args.get("q") or ""), k=k, mode=mode, page=page, filters=filters)
