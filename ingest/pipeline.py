@@ -108,6 +108,7 @@ def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = N
                  notify: Notify | None = None, on_embed: Callable[[int], None] | None = None) -> IngestReport:
     """Ingest files and folders; returns one outcome per file (and per pruned document)."""
     flags = flags or DocMeta()
+    forced = tuple(k for k, v in asdict(flags).items() if v not in (None, "", []))  # a curator's own flags
     report = IngestReport()
     settings = kb.settings
     seen: dict[str, str] = {}
@@ -150,7 +151,7 @@ def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = N
                     manifests[base] = read_manifest(base)
                 row = manifests.get(base, {}).get(path.resolve(), {})
                 meta = meta_from_mapping(row, "manifest.csv").merged(read_sidecar(path)).merged(flags)
-                outcome = _unchanged(kb, source, sha, meta, name, seen)
+                outcome = _unchanged(kb, source, sha, meta, name, seen, forced)
                 if outcome:
                     record(outcome)
                     continue
@@ -159,7 +160,7 @@ def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = N
                 meta = DocMeta(title=loaded.title, published=loaded.published).merged(meta)
                 stored = _keep_copy(kb, data, sha, path.suffix)
                 batch.append(NewDocument(source, sha, loaded, meta, original_name=path.name, stored_path=stored,
-                                         label=name))
+                                         label=name, curated=forced, source_sha=sha))
                 pending_chars += sum(len(block.text) for block in loaded.blocks)
             except (LoadError, OSError) as exc:
                 record(ItemOutcome(name, "failed", _reason(exc)))
@@ -177,38 +178,61 @@ def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = N
 
 
 def _unchanged(kb: KnowledgeBase, source: str, sha: str, meta: DocMeta, name: str,
-               seen: dict[str, str]) -> ItemOutcome | None:
-    """An outcome when the file needs no loading: same bytes already stored here or elsewhere."""
+               seen: dict[str, str], forced: tuple[str, ...]) -> ItemOutcome | None:
+    """An outcome when the file needs no loading (its bytes are stored already), or None.
+
+    A path that has a document keeps it: new bytes there are new content for that document. A new
+    path whose bytes another document holds is that document moved (when its file is gone), or a
+    duplicate (unless that document's own file has changed since, so its bytes are leaving it).
+    """
     existing = kb.store.find(source)
-    if existing is not None and existing.sha256 == sha:
-        return _meta_update(kb, existing, meta, name) or ItemOutcome(name, "unchanged", doc_id=existing.id)
+    if existing is not None:
+        if sha in (existing.sha256, existing.source_sha):  # the source_sha: an upload replaced the content
+            return _meta_update(kb, existing, meta, name, forced) or ItemOutcome(name, "unchanged", doc_id=existing.id)
+        return None
     if sha in seen:
         return ItemOutcome(name, "duplicate", f"same bytes as {seen[sha]}")
     twin = kb.store.find_by_sha(sha)
-    if twin is not None and twin.source != source:
-        if existing is None and _file_gone(twin.source):  # moved or renamed: the document follows it
-            moved = kb.move(twin.id, source)
-            _meta_update(kb, moved, meta, name)
-            return ItemOutcome(name, "moved", f"was {twin.source}", doc_id=twin.id)
-        return ItemOutcome(name, "duplicate", f"same bytes as document {twin.id} ({twin.original_name or twin.source})",
-                           doc_id=twin.id)
-    return None
+    if twin is None:
+        return None
+    if _file_gone(twin.source):  # moved or renamed: the document follows its file
+        moved = kb.move(twin.id, source)
+        _meta_update(kb, moved, meta, name, forced)
+        return ItemOutcome(name, "moved", f"was {twin.source}", doc_id=twin.id)
+    if _file_changed(twin):
+        return None
+    return ItemOutcome(name, "duplicate", f"same bytes as document {twin.id} ({twin.original_name or twin.source})",
+                       doc_id=twin.id)
 
 
-def _meta_update(kb: KnowledgeBase, doc, meta: DocMeta, name: str) -> ItemOutcome | None:
-    """Apply the metadata given for a file whose bytes are stored already; fields a curator
-    edited in the workspace stay as the curator left them."""
+def _meta_update(kb: KnowledgeBase, doc, meta: DocMeta, name: str, forced: tuple[str, ...]) -> ItemOutcome | None:
+    """Apply the metadata given for a file whose bytes are stored already. A field a curator edited
+    in the workspace keeps the curator's value, unless a command-line flag sets it now (`forced`)."""
     changes = {k: v for k, v in asdict(meta).items()
-               if v not in (None, "", []) and k not in doc.edited and getattr(doc, k) != v}
+               if v not in (None, "", []) and (k in forced or k not in doc.edited) and getattr(doc, k) != v}
     if not changes:
         return None
-    kb.update(doc.id, changes, by_curator=False)
+    for by_curator in (False, True):
+        part = {k: v for k, v in changes.items() if (k in forced) == by_curator}
+        if part:
+            kb.update(doc.id, part, by_curator=by_curator)
     return ItemOutcome(name, "updated", "metadata only", doc_id=doc.id)
 
 
 def _file_gone(source: str) -> bool:
     """True when a document's source is a path on this machine and nothing is there any more."""
     return os.path.isabs(source) and not os.path.exists(source)
+
+
+def _file_changed(doc) -> bool:
+    """True when the file at a document's source now holds other bytes than the document was read from."""
+    if not os.path.isabs(doc.source):
+        return False
+    try:
+        sha = hashlib.sha256(Path(doc.source).read_bytes()).hexdigest()
+    except OSError:
+        return False
+    return sha not in (doc.sha256, doc.source_sha)
 
 
 def _keep_copy(kb: KnowledgeBase, data: bytes, sha: str, suffix: str) -> str:

@@ -307,12 +307,13 @@ def cmd_serve(settings: Settings, args) -> int:
 
     from web import create_app
 
-    app = create_app(settings)
+    app = create_app(settings, {"START_WORKER": False})  # the worker starts once the port is ours
     try:
         server = create_server(app, host=args.host, port=args.port, threads=args.threads, ident="kb")
     except OSError as exc:
         raise ConfigError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}"
                           " (choose another with --port, or PORT=... with make run)") from None
+    app.extensions["worker"].start()
     print(f"kb serving on http://{args.host}:{args.port}/", flush=True)
     server.run()
     return 0

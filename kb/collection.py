@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -190,11 +190,9 @@ class KnowledgeBase:
         index = self.index
         prepared = []
         for doc in docs:
-            old = self.store.find(doc.source)
-            if old is not None:  # new content for a stored document: curator decisions stay
-                doc.meta = carried_over(old, doc.meta, doc.curated)
-            title = doc.meta.title or doc.loaded.title or ""  # embedded: never a made-up file name
-            doc.meta.title = title or Path(doc.original_name or doc.source).stem
+            old = self.store.find(doc.source)  # its title, for the embedded text; the row is read again below
+            meta = carried_over(old, doc.meta, doc.curated) if old else doc.meta
+            title = meta.title or doc.loaded.title or ""  # embedded: never a made-up file name
             body, chunks = chunk_blocks(doc.loaded.blocks, self.embedder.count_tokens,
                                         self.settings.chunk_tokens, self.settings.chunk_overlap, title)
             texts = [embed_text(title, c.heading, c.text) for c in chunks]
@@ -221,7 +219,9 @@ class KnowledgeBase:
         with self.store.transaction() as conn:
             self.store.cache_vectors(conn, self.settings.model, fresh)
             for doc, body, chunks, texts, hashes in prepared:
-                old = self.store.find(doc.source)
+                old = self.store.find(doc.source)  # as it is now: a curator may have edited it meanwhile
+                meta = carried_over(old, doc.meta, doc.curated) if old else replace(doc.meta)
+                meta.title = meta.title or doc.loaded.title or Path(doc.original_name or doc.source).stem
                 sig = dedup.signature(body)
                 bands = dedup.band_keys(sig) if sig is not None else []
                 dup_of, dup_score = self._near_duplicate(sig, bands, exclude=old.id if old else None)
@@ -229,19 +229,20 @@ class KnowledgeBase:
                     doc_id = old.id
                     old_hashes.extend(self.store.chunk_hashes(conn, doc_id))
                     removed.append(self.store.replace_document(
-                        conn, doc_id, doc.sha256, doc.meta, body, edited=sorted({*old.edited, *doc.curated}),
-                        mime=doc.loaded.mime,
-                        original_name=doc.original_name, stored_path=doc.stored_path,
-                        signature=sig.tobytes() if sig is not None else None, dup_of=dup_of, dup_score=dup_score))
+                        conn, doc_id, doc.sha256, meta, body, edited=sorted({*old.edited, *doc.curated}),
+                        mime=doc.loaded.mime, original_name=doc.original_name, stored_path=doc.stored_path,
+                        signature=sig.tobytes() if sig is not None else None, dup_of=dup_of, dup_score=dup_score,
+                        source_sha=doc.source_sha or old.source_sha))
                     if old.stored_path and old.stored_path != doc.stored_path:
                         orphaned.append(old.stored_path)
                 else:
                     doc_id = self.store.add_document(
-                        conn, doc.source, doc.sha256, doc.meta, body, mime=doc.loaded.mime,
+                        conn, doc.source, doc.sha256, meta, body, mime=doc.loaded.mime,
                         original_name=doc.original_name, stored_path=doc.stored_path,
-                        signature=sig.tobytes() if sig is not None else None, dup_of=dup_of, dup_score=dup_score)
+                        signature=sig.tobytes() if sig is not None else None, dup_of=dup_of, dup_score=dup_score,
+                        source_sha=doc.source_sha)
                 self.store.add_bands(conn, doc_id, bands)
-                ids = self.store.add_chunks(conn, doc_id, chunks, hashes, doc.meta.title)
+                ids = self.store.add_chunks(conn, doc_id, chunks, hashes, meta.title)
                 added_ids.extend(ids)
                 added_vecs.extend(vectors[h] for h in hashes)
                 outcomes.append(ItemOutcome(doc.label or doc.original_name or doc.source,

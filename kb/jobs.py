@@ -6,12 +6,14 @@ import json
 import os
 import socket
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from .errors import NotFound
 from .store import Store, now
 
 STATUSES = ("queued", "running", "needs_decision", "done", "failed", "cancelled")
 ACTIVE = ("queued", "running")
+LEASE_SECONDS = 120  # a running job whose worker has not beaten for this long is taken as abandoned
 
 
 @dataclass
@@ -76,10 +78,10 @@ class Jobs:
                 (owner, now())).fetchone()
         return self.get(row[0]) if row else None
 
-    def next_queued(self) -> Job | None:
-        row = self.store.conn.execute(
-            f"SELECT {COLUMNS} FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1").fetchone()
-        return _job(row) if row else None
+    def active(self) -> int:
+        """How many jobs are queued or running."""
+        return self.store.conn.execute(
+            f"SELECT count(*) FROM jobs WHERE status IN ({', '.join('?' * len(ACTIVE))})", ACTIVE).fetchone()[0]
 
     def update(self, job_id: int, **changes) -> Job:
         if "meta" in changes:
@@ -92,34 +94,19 @@ class Jobs:
                          [*changes.values(), now(), job_id])
         return self.get(job_id)
 
-    def requeue_interrupted(self) -> int:
-        """Jobs left running by a server that has stopped start again from the queue; those another
-        live process on this machine is running stay its own."""
+    def heartbeat(self, job_id: int) -> None:
+        """The running process still holds this job (see `requeue_stale`)."""
         with self.store.transaction(bump=None) as conn:
-            stranded = [job_id for job_id, owner in conn.execute("SELECT id, owner FROM jobs WHERE status = 'running'")
-                         if not _alive(owner)]
-            conn.executemany("UPDATE jobs SET status = 'queued', progress = 0, owner = NULL WHERE id = ?",
-                             [(i,) for i in stranded])
-        return len(stranded)
+            conn.execute("UPDATE jobs SET updated_at = ? WHERE id = ? AND status = 'running'", (now(), job_id))
+
+    def requeue_stale(self, lease: float = LEASE_SECONDS) -> int:
+        """Running jobs whose process stopped beating (it crashed, or its machine went) go back to
+        the queue; a live worker beats every few seconds while it runs one."""
+        cutoff = (datetime.now(timezone.utc) - timedelta(seconds=lease)).isoformat(timespec="seconds")
+        with self.store.transaction(bump=None) as conn:
+            return conn.execute("UPDATE jobs SET status = 'queued', progress = 0, owner = NULL "
+                                "WHERE status = 'running' AND updated_at < ?", (cutoff,)).rowcount
 
 
 def this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _alive(owner: str | None) -> bool:
-    """Whether the process that claimed a job still runs (one on another host is taken as alive)."""
-    host, _, pid = (owner or "").rpartition(":")
-    if not pid.isdigit():
-        return False
-    if host != socket.gethostname():
-        return True
-    if int(pid) == os.getpid():
-        return False  # this process is starting now: whatever it held before is not running
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

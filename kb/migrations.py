@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 
+EDITABLE_FIELDS = ("title", "doc_type", "site", "partnership", "published", "tags", "visibility",
+                   "source_publication", "original_title")
+
 MIGRATIONS: list[str] = [
     # 1: documents, chunks, embedding cache, full-text index, bookkeeping
     """
@@ -130,11 +133,18 @@ MIGRATIONS: list[str] = [
     ALTER TABLE themes DROP COLUMN public_terms;
     INSERT OR IGNORE INTO meta (key, value) VALUES ('themes_built', '0');
     """,
-    # 5: which metadata fields a curator has edited (a re-ingest leaves those alone)
+    # 5: which metadata fields a curator has edited (a re-ingest leaves those alone), filled from
+    # the audit log's edits; and the hash of the file at `source` when it was last read from there
+    # (an upload that replaced the content leaves it, so the unchanged file does not undo the upload)
     """
     ALTER TABLE documents ADD COLUMN edited TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE documents ADD COLUMN source_sha TEXT;
+    UPDATE documents SET source_sha = sha256 WHERE source NOT LIKE 'upload:%';
     CREATE INDEX doc_bands_doc ON doc_bands(doc_id);
-    """,
+    """ + "".join(f"""
+    UPDATE documents SET edited = json_insert(edited, '$[#]', '{key}') WHERE id IN (
+        SELECT CAST(substr(target, 10) AS INTEGER) FROM audit WHERE action = 'edit' AND target LIKE 'document %'
+        AND (detail LIKE '{key}=%' OR detail LIKE '%, {key}=%'));""" for key in EDITABLE_FIELDS),
     # 6: which server process runs a job (host:pid), so that only one claims it; sign-in sessions
     # held on the server, so that signing out ends a session everywhere its cookie went
     """

@@ -89,6 +89,7 @@ class Document:
     original_title: str | None
     dup_of: int | None
     edited: list[str] = field(default_factory=list)  # metadata fields a curator has set by hand
+    source_sha: str | None = None  # hash of the file at `source` when last read from there
     chunk_count: int = 0
 
     def to_dict(self) -> dict:
@@ -200,4 +201,5 @@ class NewDocument:
     original_name: str | None = None
     stored_path: str | None = None
     label: str | None = None  # how reports name it (the path given, the upload's name)
-    curated: tuple[str, ...] = ()  # metadata fields a curator set for this very version (an upload form)
+    curated: tuple[str, ...] = ()  # metadata fields a curator set for this version (upload form, CLI flags)
+    source_sha: str | None = None  # the hash of the file read from `source`; None for an upload

@@ -19,15 +19,14 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .errors import BadRequest, NotFound
-from .migrations import migrate
+from .migrations import EDITABLE_FIELDS, migrate
 from .models import Chunk, DocMeta, Document, Filters
 
 DOC_COLUMNS = (
     "id, source, sha256, title, doc_type, site, partnership, published, tags, visibility, status, "
-    "added_at, updated_at, original_name, mime, stored_path, source_publication, original_title, dup_of, edited"
+    "added_at, updated_at, original_name, mime, stored_path, source_publication, original_title, dup_of, edited, source_sha"
 )
-EDITABLE = ("title", "doc_type", "site", "partnership", "published", "tags", "visibility",
-            "source_publication", "original_title")
+EDITABLE = EDITABLE_FIELDS
 SORTABLE = ("id", "title", "doc_type", "site", "published", "visibility", "status", "added_at", "updated_at")
 
 
@@ -187,16 +186,18 @@ class Store:
     def add_document(self, conn, source: str, sha256: str, meta: DocMeta, body: str, *,
                      mime: str | None = None, original_name: str | None = None,
                      stored_path: str | None = None, signature: bytes | None = None,
-                     dup_of: int | None = None, dup_score: float | None = None) -> int:
+                     dup_of: int | None = None, dup_score: float | None = None,
+                     source_sha: str | None = None) -> int:
         stamp = now()
         cur = conn.execute(
             "INSERT INTO documents (source, sha256, title, doc_type, site, partnership, published, tags, "
             "visibility, added_at, updated_at, original_name, mime, stored_path, source_publication, "
-            "original_title, body, signature, dup_of, dup_score) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "original_title, body, signature, dup_of, dup_score, source_sha) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (source, sha256, meta.title or "", meta.doc_type, meta.site, meta.partnership, meta.published,
              json.dumps(meta.tags), meta.visibility or "public", stamp, stamp, original_name, mime,
-             stored_path, meta.source_publication, meta.original_title, body, signature, dup_of, dup_score))
+             stored_path, meta.source_publication, meta.original_title, body, signature, dup_of, dup_score,
+             source_sha))
         return int(cur.lastrowid)
 
     def add_chunks(self, conn, doc_id: int, chunks: list[Chunk], hashes: list[str], title: str) -> list[int]:
@@ -222,7 +223,8 @@ class Store:
 
     def replace_document(self, conn, doc_id: int, sha256: str, meta: DocMeta, body: str, *,
                          edited: list[str], mime: str | None, original_name: str | None, stored_path: str | None,
-                         signature: bytes | None, dup_of: int | None, dup_score: float | None) -> np.ndarray:
+                         signature: bytes | None, dup_of: int | None, dup_score: float | None,
+                         source_sha: str | None) -> np.ndarray:
         """New content for a stored document, in place: its id, status and added date stay.
         Returns the old chunk ids whose vectors must go."""
         ids = self.chunk_ids(conn, doc_id)
@@ -233,11 +235,11 @@ class Store:
             "UPDATE documents SET sha256 = ?, title = ?, doc_type = ?, site = ?, partnership = ?, published = ?, "
             "tags = ?, visibility = ?, updated_at = ?, original_name = ?, mime = ?, stored_path = ?, "
             "source_publication = ?, original_title = ?, body = ?, signature = ?, dup_of = ?, dup_score = ?, "
-            "edited = ? WHERE id = ?",
+            "edited = ?, source_sha = ? WHERE id = ?",
             (sha256, meta.title or "", meta.doc_type, meta.site, meta.partnership, meta.published,
              json.dumps(meta.tags), meta.visibility or "public", now(), original_name, mime, stored_path,
              meta.source_publication, meta.original_title, body, signature, dup_of, dup_score,
-             json.dumps(edited), doc_id))
+             json.dumps(edited), source_sha, doc_id))
         return ids
 
     def move(self, conn, doc_id: int, source: str) -> None:

@@ -127,6 +127,7 @@ class ThemeView:
 
 _TERMS: OrderedDict[tuple, dict[int, list[str]]] = OrderedDict()
 _TERMS_LOCK = threading.Lock()
+_COMPUTING = threading.Lock()
 
 
 def visible_terms(kb: KnowledgeBase, visibility) -> dict[int, list[str]]:
@@ -138,18 +139,26 @@ def visible_terms(kb: KnowledgeBase, visibility) -> dict[int, list[str]]:
         if key in _TERMS:
             _TERMS.move_to_end(key)
             return _TERMS[key]
+    with _COMPUTING:  # one request computes the labels; others asking meanwhile wait for them
+        with _TERMS_LOCK:
+            if key in _TERMS:
+                return _TERMS[key]
+        terms = _terms_for(kb, visibility)
+        with _TERMS_LOCK:
+            _TERMS[key] = terms
+            while len(_TERMS) > 32:
+                _TERMS.popitem(last=False)
+    return terms
+
+
+def _terms_for(kb: KnowledgeBase, visibility) -> dict[int, list[str]]:
     where, params = filter_sql(Filters(visibility=visibility))
     groups: dict[int, list[str]] = {}
     for theme_id, heading, text in kb.store.conn.execute(
             "SELECT ct.theme_id, c.heading, c.text FROM chunk_themes ct JOIN chunks c ON c.id = ct.chunk_id "
             f"JOIN documents d ON d.id = c.doc_id WHERE {where}", params):
         groups.setdefault(theme_id, []).append(f"{heading} {text}")
-    terms = ctfidf_terms(groups)
-    with _TERMS_LOCK:
-        _TERMS[key] = terms
-        while len(_TERMS) > 32:
-            _TERMS.popitem(last=False)
-    return terms
+    return ctfidf_terms(groups)
 
 
 def visible_themes(kb: KnowledgeBase, visibility: tuple[str, ...]) -> list[ThemeView]:

@@ -156,6 +156,10 @@ def test_unsupported_and_oversized_uploads(site):
     assert upload(client, files).status_code == 302
     assert sorted(j.original_name for j in site.extensions["jobs"].list()) == ["one.txt", "two.txt"]
     assert "big.txt was not accepted: larger than the limit of 1 MB" in client.get("/admin/jobs").get_data(as_text=True)
+    # only a curator's upload form may be that large: anyone else's request stops at one file's size
+    assert site.test_client().post("/login", data={"name": "x" * (2 * 1024 * 1024)}).status_code == 413
+    again = [(io.BytesIO(b"b " * (300 * 1024)), "one.txt"), (io.BytesIO(b"c " * (300 * 1024)), "two.txt")]
+    assert upload(sign_in(site, "par"), again).status_code == 413
 
 
 def test_duplicate_upload_waits_for_a_decision(site):
@@ -172,6 +176,26 @@ def test_duplicate_upload_waits_for_a_decision(site):
     kb = site.extensions["kb"]
     assert kb.store.count() == 3  # cancel added nothing, keep added one, replace swapped one for one
     assert kb.check()["in_step"]
+
+
+def test_an_uploaded_replacement_outlasts_re_ingesting_the_unchanged_file(site, tmp_path):
+    client, kb = sign_in(site, "cur"), site.extensions["kb"]
+    text = " ".join(f"Residents of street {n} grow vegetables together on the allotments." for n in range(40))
+    path = tmp_path / "allotments.md"
+    path.write_text(f"# Allotments\n\n{text}\n")
+    doc_id = ingest_paths(kb, [path]).items[0].doc_id
+    upload(client, [(io.BytesIO(f"# Allotments\n\n{text} Every Saturday.\n".encode()), "fixed.md")])
+    job = finish(site)[0]
+    assert job.status == "needs_decision" and job.duplicate_of == doc_id
+    client.post(f"/admin/jobs/{job.id}/decide", data={"csrf_token": token(client, "/admin/jobs"), "choice": "replace"})
+    finish(site)
+    replaced = kb.store.get(doc_id)  # the same document, now holding the upload
+    assert "Every Saturday" in kb.store.body(doc_id) and (kb.data_dir / replaced.stored_path).exists()
+    assert ingest_paths(kb, [path]).items[0].status == "unchanged"
+    assert "Every Saturday" in kb.store.body(doc_id) and (kb.data_dir / replaced.stored_path).exists()
+    path.write_text("# Allotments\n\nThe allotments moved to the park.\n")  # a newer change to the file wins
+    assert ingest_paths(kb, [path]).items[0].status == "updated"
+    assert "moved to the park" in kb.store.body(doc_id)
 
 
 def test_edit_retire_restore_delete_and_audit(site):
@@ -310,7 +334,7 @@ def test_user_cli(tmp_path, capsys, monkeypatch):
 
 
 def test_each_queued_job_is_claimed_by_one_process_only(tmp_path):
-    from kb.jobs import Jobs, this_process
+    from kb.jobs import Jobs
 
     kb = KnowledgeBase.open(Settings(data_dir=tmp_path / "data", model="fake"))
     other = KnowledgeBase.open(Settings(data_dir=tmp_path / "data", model="fake"))  # a second server
@@ -319,11 +343,11 @@ def test_each_queued_job_is_claimed_by_one_process_only(tmp_path):
     assert mine.claim_next("host-a:1").id == first.id
     assert theirs.claim_next("host-a:2").id == second.id
     assert mine.claim_next("host-a:1") is None
-    # a server starting up requeues only jobs whose process is gone, never a live process's job
-    running = mine.create("reembed", "cur")
-    mine.claim_next(this_process())
+    # a job whose worker stopped beating goes back to the queue; one still beating stays its worker's
     with kb.store.transaction(bump=None) as conn:
-        conn.execute("UPDATE jobs SET owner = ? WHERE id = ?", (f"{this_process().rpartition(':')[0]}:{2**22 + 7}", first.id))
-        conn.execute("UPDATE jobs SET owner = ? WHERE id = ?", (f"{this_process().rpartition(':')[0]}:1", second.id))
-    assert theirs.requeue_interrupted() == 2  # the dead pid and this very process (restarting)
-    assert {j.id: j.status for j in mine.list()} == {first.id: "queued", second.id: "running", running.id: "queued"}
+        conn.execute("UPDATE jobs SET updated_at = '2020-01-01T00:00:00+00:00' WHERE id IN (?, ?)",
+                     (first.id, second.id))
+    theirs.heartbeat(second.id)
+    assert theirs.requeue_stale() == 1
+    assert {j.id: j.status for j in mine.list()} == {first.id: "queued", second.id: "running"}
+    assert theirs.claim_next("host-b:3").id == first.id

@@ -166,6 +166,26 @@ def test_schema_is_migrated_and_wal(fake_kb):
     assert {"documents", "chunks", "embeddings", "chunks_fts", "doc_bands"} <= tables
 
 
+def test_an_older_database_keeps_its_curator_edits_through_the_upgrade(tmp_path):
+    from kb.migrations import MIGRATIONS
+    from kb.store import Store
+
+    path = tmp_path / "kb.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for number, script in enumerate(MIGRATIONS[:4], start=1):  # the schema before edits were recorded
+        conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    for doc_id, source in ((1, "/srv/a.md"), (2, "upload:ab12")):
+        conn.execute("INSERT INTO documents (id, source, sha256, added_at, updated_at) VALUES (?, ?, 'x', 'now', 'now')",
+                     (doc_id, source))
+    conn.execute("INSERT INTO audit (at, actor, action, target, detail) VALUES "
+                 "('now', 'cur', 'edit', 'document 1', 'visibility=curators, original_title=Old, tags=[]')")
+    conn.close()
+    store = Store(path)
+    first, second = store.get(1), store.get(2)
+    assert sorted(first.edited) == ["original_title", "tags", "visibility"] and second.edited == []
+    assert (first.source_sha, second.source_sha) == ("x", None)
+
+
 @pytest.mark.parametrize("kwargs", [{"k": 0}, {"k": 101}, {"mode": "magic"}, {"offset": -1}])
 def test_bad_search_parameters(fake_kb, kwargs):
     with pytest.raises(BadRequest):

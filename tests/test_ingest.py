@@ -79,6 +79,40 @@ def test_a_curator_edit_outlasts_re_ingesting_the_same_file(fake_kb, tmp_path):
     assert (fake_kb.store.get(doc.id).title, fake_kb.store.get(doc.id).site) == ("Chosen by a curator", "Newham")
 
 
+def test_a_path_keeps_its_document_and_bytes_follow_only_a_file_that_left(fake_kb, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_text("# Alpha\n\nAlpha words.")
+    (folder / "b.md").write_text("# Beta\n\nBeta words.")
+    ingest_paths(fake_kb, [folder])
+    alpha, beta = by_name(fake_kb, "a.md"), by_name(fake_kb, "b.md")
+    # a.md renamed to c.md and a new a.md written: c.md is new content, not a duplicate of a.md's document
+    (folder / "a.md").rename(folder / "c.md")
+    (folder / "a.md").write_text("# Gamma\n\nGamma words.")
+    outcome = {os.path.basename(i.name): i.status for i in ingest_paths(fake_kb, [folder]).items}
+    assert outcome == {"a.md": "updated", "b.md": "unchanged", "c.md": "added"}
+    assert fake_kb.store.get(alpha.id).title == "Gamma" and by_name(fake_kb, "c.md").title == "Alpha"
+    # a.md changed to b.md's very bytes: still a.md's document, now with that text
+    (folder / "a.md").write_text((folder / "b.md").read_text())
+    outcome = {os.path.basename(i.name): i.status for i in ingest_paths(fake_kb, [folder]).items}
+    assert outcome["a.md"] == "updated" and fake_kb.store.get(alpha.id).title == "Beta"
+    assert fake_kb.store.get(beta.id).title == "Beta"
+
+
+def test_command_line_flags_override_a_curator_edit_and_other_metadata_does_not(fake_kb, tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("Words.")
+    ingest_paths(fake_kb, [path])
+    doc = by_name(fake_kb, "a.txt")
+    fake_kb.update(doc.id, {"visibility": "partners", "site": "Leeds"})
+    (tmp_path / "a.txt.meta.json").write_text(json.dumps({"visibility": "public", "site": "Newham"}))
+    assert ingest_paths(fake_kb, [path]).items[0].status == "unchanged"  # the sidecar yields to the curator
+    report = ingest_paths(fake_kb, [path], DocMeta(visibility="curators"))
+    assert report.items[0].status == "updated"
+    after = fake_kb.store.get(doc.id)
+    assert (after.visibility, after.site) == ("curators", "Leeds")
+
+
 def test_replacing_a_file_leaves_no_old_copy_or_cached_vectors(fake_kb, tmp_path):
     path = tmp_path / "a.md"
     path.write_text("# Draft\n\nConfidential draft one about the allotment budget.")

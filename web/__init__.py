@@ -49,8 +49,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     app.json.sort_keys = False
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key or _secret_key(kb.data_dir),
-        # a form of up to MAX_UPLOAD_FILES files at the size limit; each file is checked on its own
-        MAX_CONTENT_LENGTH=MAX_UPLOAD_FILES * settings.max_file_mb * 1024 * 1024 + 64 * 1024,
+        MAX_CONTENT_LENGTH=settings.max_file_mb * 1024 * 1024 + 64 * 1024,  # one file and its form
 
         MAX_FILE_MB=settings.max_file_mb,
         SESSION_COOKIE_HTTPONLY=True,
@@ -86,6 +85,9 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     @app.before_request
     def who_and_csrf():
         access.load_user()
+        if request.endpoint == "admin.upload" and access.is_curator():
+            # a curator's upload form may carry several files at the size limit; each is checked on its own
+            request.max_content_length = MAX_UPLOAD_FILES * app.config["MAX_CONTENT_LENGTH"]
         access.check_csrf()
         access.check_anonymous_search()
 

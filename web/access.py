@@ -27,6 +27,11 @@ def current_user() -> User | None:
     return g.get("user")
 
 
+def is_curator() -> bool:
+    user = current_user()
+    return user is not None and user.role == "curator"
+
+
 def visibility() -> tuple[str, ...]:
     """Visibilities the current visitor may read: anonymous visitors see public documents only."""
     user = current_user()

@@ -23,6 +23,9 @@ def _document(doc) -> dict:
     data = doc.to_dict()
     data.pop("stored_path", None)
     data["source"] = access.shown_source(doc.source)
+    if not access.is_curator():  # the curators' own bookkeeping
+        data.pop("edited", None)
+        data.pop("source_sha", None)
     if doc.dup_of is not None and not _kb().store.is_visible(doc.dup_of, access.visibility()):
         data["dup_of"] = None  # not even the id of a document this visitor may not see
     data["url"] = f"/doc/{doc.id}"

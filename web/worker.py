@@ -11,6 +11,7 @@ from kb.collection import KnowledgeBase
 from kb.jobs import Job, Jobs
 
 log = logging.getLogger(__name__)
+BEAT_SECONDS = 10.0  # well inside kb.jobs.LEASE_SECONDS
 
 
 class Worker:
@@ -22,7 +23,6 @@ class Worker:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self.jobs.requeue_interrupted()
         self._thread = threading.Thread(target=self._loop, name="kb-worker", daemon=True)
         self._thread.start()
 
@@ -37,7 +37,7 @@ class Worker:
         """True once no job is queued or running (for tests and scripts)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not self._busy and self.jobs.next_queued() is None:
+            if not self._busy and not self.jobs.active():
                 return True
             time.sleep(0.05)
         return False
@@ -45,19 +45,33 @@ class Worker:
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._busy = True  # before the claim, so that wait_idle never sees a claimed job as idle
+            self.jobs.requeue_stale()  # jobs of a worker that stopped beating (crashed, machine gone)
             job = self.jobs.claim_next()
             if job is None:
                 self._busy = False
                 self._wake.wait(1.0)
                 self._wake.clear()
                 continue
+            beating = threading.Event()
+            beat = threading.Thread(target=self._beat, args=(job.id, beating), name="kb-worker-beat", daemon=True)
+            beat.start()
             try:
                 self.run(job)
             except Exception as exc:  # a job must never take the worker down
                 log.exception("job %s failed", job.id)
                 self.jobs.update(job.id, status="failed", progress=100, message=f"unexpected error: {exc}"[:300])
             finally:
+                beating.set()
+                beat.join()
                 self._busy = False
+
+    def _beat(self, job_id: int, done: threading.Event) -> None:
+        """Tell other workers that this job is still held, until it ends."""
+        while not done.wait(BEAT_SECONDS):
+            try:
+                self.jobs.heartbeat(job_id)
+            except Exception:  # a missed beat is retried; the job itself decides the outcome
+                log.warning("heartbeat for job %s failed", job_id, exc_info=True)
 
     def run(self, job: Job) -> None:
         if job.kind == "reembed":
