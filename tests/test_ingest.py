@@ -184,3 +184,30 @@ def test_oversized_file_is_refused_before_reading(fake_kb, tmp_path):
 def test_missing_path_is_reported(fake_kb, tmp_path):
     report = ingest_paths(fake_kb, [tmp_path / "nope"])
     assert report.items[0].status == "failed" and report.items[0].reason == "no such file or folder"
+
+
+def test_an_edit_made_while_a_new_version_embeds_is_kept(tmp_path):
+    from conftest import FakeEmbedder
+    from kb.collection import KnowledgeBase
+    from kb.settings import Settings
+
+    class EditingMeanwhile(FakeEmbedder):
+        edit = None
+
+        def encode(self, texts):
+            if self.edit:
+                self.edit()  # a curator saves the edit form while the new version is being embedded
+            return super().encode(texts)
+
+    embedder = EditingMeanwhile()
+    kb = KnowledgeBase.open(Settings(data_dir=tmp_path / "data", model="fake"), embedder)
+    path = tmp_path / "a.md"
+    path.write_text("# Plan\n\nFirst draft of the plan.")
+    ingest_paths(kb, [path])
+    doc = by_name(kb, "a.md")
+    path.write_text("# Plan\n\nSecond draft of the plan, with the budget.")
+    embedder.edit = lambda: kb.update(doc.id, {"visibility": "curators", "site": "Croydon"})
+    assert ingest_paths(kb, [path]).items[0].status == "updated"
+    after = kb.store.get(doc.id)
+    assert (after.visibility, after.site) == ("curators", "Croydon")
+    kb.close()
