@@ -11,15 +11,22 @@ from ingest.pipeline import ingest_paths
 from kb.models import DocMeta
 
 
+def files(tmp_path, contents: dict[str, str]):
+    """A folder `docs` holding these files (name -> text)."""
+    folder = tmp_path / "docs"
+    folder.mkdir(exist_ok=True)
+    for name, text in contents.items():
+        (folder / name).write_text(text)
+    return folder
+
+
 def by_name(kb, name):
     return next(d for d in kb.store.documents(include_retired=True) if d.original_name == name)
 
 
 def test_metadata_precedence_file_manifest_sidecar_flags(fake_kb, tmp_path):
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "a.md").write_text("---\ntitle: From front matter\ndate: 2020-01-01\n---\nSome text here.\n")
-    (folder / "b.md").write_text("# Heading title\n\nOther text.\n")
+    folder = files(tmp_path, {"a.md": "---\ntitle: From front matter\ndate: 2020-01-01\n---\nSome text here.\n",
+                             "b.md": "# Heading title\n\nOther text.\n"})
     (folder / "manifest.csv").write_text(
         "path,title,doc_type,site,published,tags,visibility\n"
         "a.md,From manifest,guidance,Leeds,2021-05-01,alpha;beta,public\n"
@@ -34,10 +41,8 @@ def test_metadata_precedence_file_manifest_sidecar_flags(fake_kb, tmp_path):
 
 
 def test_manifest_metadata_change_updates_without_reloading(fake_kb, tmp_path):
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "a.txt").write_text("Plain words.")
-    (folder / "manifest.csv").write_text("path,site\na.txt,Leeds\n")
+    folder = files(tmp_path, {"a.txt": "Plain words.",
+                             "manifest.csv": "path,site\na.txt,Leeds\n"})
     ingest_paths(fake_kb, [folder])
     (folder / "manifest.csv").write_text("path,site\na.txt,Plymouth\n")
     report = ingest_paths(fake_kb, [folder])
@@ -64,10 +69,8 @@ def test_a_moved_file_keeps_its_document_and_prune_keeps_it_too(fake_kb, tmp_pat
 
 
 def test_a_curator_edit_outlasts_re_ingesting_the_same_file(fake_kb, tmp_path):
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "a.txt").write_text("Words.")
-    (folder / "a.txt.meta.json").write_text(json.dumps({"title": "From the sidecar", "site": "Leeds"}))
+    folder = files(tmp_path, {"a.txt": "Words.",
+                             "a.txt.meta.json": json.dumps({"title": "From the sidecar", "site": "Leeds"})})
     ingest_paths(fake_kb, [folder])
     doc = by_name(fake_kb, "a.txt")
     fake_kb.update(doc.id, {"title": "Chosen by a curator"})
@@ -80,10 +83,8 @@ def test_a_curator_edit_outlasts_re_ingesting_the_same_file(fake_kb, tmp_path):
 
 
 def test_a_path_keeps_its_document_and_bytes_follow_only_a_file_that_left(fake_kb, tmp_path):
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "a.md").write_text("# Alpha\n\nAlpha words.")
-    (folder / "b.md").write_text("# Beta\n\nBeta words.")
+    folder = files(tmp_path, {"a.md": "# Alpha\n\nAlpha words.",
+                             "b.md": "# Beta\n\nBeta words."})
     ingest_paths(fake_kb, [folder])
     alpha, beta = by_name(fake_kb, "a.md"), by_name(fake_kb, "b.md")
     # a.md renamed to c.md and a new a.md written: c.md is new content, not a duplicate of a.md's document
@@ -129,10 +130,8 @@ def test_replacing_a_file_leaves_no_old_copy_or_cached_vectors(fake_kb, tmp_path
 
 
 def test_manifest_lists_missing_file_and_bad_metadata(fake_kb, tmp_path):
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "ok.txt").write_text("Fine.")
-    (folder / "bad.txt").write_text("Fine too.")
+    folder = files(tmp_path, {"ok.txt": "Fine.",
+                             "bad.txt": "Fine too."})
     (folder / "manifest.csv").write_text("path,published,visibility\nok.txt,2021-01-01,public\n"
                                         "bad.txt,someday,public\ngone.txt,,\n")
     report = ingest_paths(fake_kb, [folder])
@@ -143,10 +142,8 @@ def test_manifest_lists_missing_file_and_bad_metadata(fake_kb, tmp_path):
 
 
 def test_same_bytes_are_skipped_as_duplicates(fake_kb, tmp_path):
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "one.txt").write_text("Identical content in two files.")
-    (folder / "two.txt").write_text("Identical content in two files.")
+    folder = files(tmp_path, {"one.txt": "Identical content in two files.",
+                             "two.txt": "Identical content in two files."})
     report = ingest_paths(fake_kb, [folder])
     outcome = {os.path.basename(i.name): i for i in report.items}
     assert (outcome["one.txt"].status, outcome["two.txt"].status) == ("added", "duplicate")
@@ -158,9 +155,7 @@ def test_same_bytes_are_skipped_as_duplicates(fake_kb, tmp_path):
 def test_symlinks_are_not_followed_by_default_and_never_outside(fake_kb, tmp_path, follow):
     outside = tmp_path / "secret.txt"
     outside.write_text("Secret words outside the folder.")
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "inside.txt").write_text("Inside words.")
+    folder = files(tmp_path, {"inside.txt": "Inside words."})
     (folder / "link-out.txt").symlink_to(outside)
     (folder / "link-in.txt").symlink_to(folder / "inside.txt")
     object.__setattr__(fake_kb.settings, "follow_symlinks", follow)
