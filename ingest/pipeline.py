@@ -192,7 +192,7 @@ def _unchanged(kb: KnowledgeBase, source: str, sha: str, meta: DocMeta, name: st
         return None
     if sha in seen:
         return ItemOutcome(name, "duplicate", f"same bytes as {seen[sha]}")
-    twin = kb.store.find_by_sha(sha)
+    twin = kb.store.find_by_sha(sha, or_source=True)
     if twin is None:
         return None
     if _file_gone(twin.source):  # moved or renamed: the document follows its file

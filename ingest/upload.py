@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from kb.chunk import document_text
@@ -71,6 +71,9 @@ def run_upload(kb: KnowledgeBase, jobs: Jobs, job: Job, decision: str | None = N
     source = f"upload:{uuid.uuid4().hex}"
     if decision == "replace" and job.duplicate_of:
         source = kb.store.get(job.duplicate_of).source
+        # new content for a document whose readers are settled: the form's visibility (a default a
+        # curator may not have looked at) is for new documents; an edit changes this one's
+        given = replace(given, visibility=None)
     jobs.update(job.id, progress=40, message="embedding")
     meta = DocMeta(title=loaded.title, published=loaded.published).merged(given)
     stored = _keep_copy(kb, data, sha, Path(job.original_name).suffix)

@@ -8,6 +8,7 @@ writer.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -146,9 +147,11 @@ class Store:
         row = self.conn.execute("SELECT id FROM documents WHERE source = ?", (source,)).fetchone()
         return self.get(row["id"]) if row else None
 
-    def find_by_sha(self, sha256: str) -> Document | None:
-        row = self.conn.execute("SELECT id FROM documents WHERE sha256 = ? ORDER BY id LIMIT 1",
-                                (sha256,)).fetchone()
+    def find_by_sha(self, sha256: str, or_source: bool = False) -> Document | None:
+        """The first document holding these bytes; with `or_source`, also one whose file at its
+        source had them when last read (an upload has replaced its content since)."""
+        where, params = ("sha256 = ? OR source_sha = ?", (sha256, sha256)) if or_source else ("sha256 = ?", (sha256,))
+        row = self.conn.execute(f"SELECT id FROM documents WHERE {where} ORDER BY id LIMIT 1", params).fetchone()
         return self.get(row["id"]) if row else None
 
     def documents(self, filters: Filters | None = None, include_retired: bool = False,
@@ -243,7 +246,9 @@ class Store:
         return ids
 
     def move(self, conn, doc_id: int, source: str) -> None:
-        conn.execute("UPDATE documents SET source = ?, updated_at = ? WHERE id = ?", (source, now(), doc_id))
+        """A document's file moved: its source and file name follow."""
+        conn.execute("UPDATE documents SET source = ?, original_name = ?, updated_at = ? WHERE id = ?",
+                     (source, os.path.basename(source), now(), doc_id))
 
     def delete_document(self, conn, doc_id: int) -> np.ndarray:
         """Delete a document with its chunks and the cached vectors no other passage shares;

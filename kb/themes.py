@@ -25,6 +25,7 @@ from .query import STOPWORDS
 from .store import filter_sql
 
 SEED = 20200124
+NO_SITE = "(no site)"  # the heat map's column for documents without a site
 _WORD = re.compile(r"[a-z][a-z'-]{2,}")
 EXTRA_STOPWORDS = frozenset("""also said says will would could one two three may might many much made make
 like well new used use using within across around per via yet still often including however including
@@ -178,9 +179,9 @@ def _site_counts(kb: KnowledgeBase, visibility) -> dict[int, dict[str, int]]:
     where, params = filter_sql(Filters(visibility=visibility))
     out: dict[int, dict[str, int]] = {}
     for theme, site, n in kb.store.conn.execute(
-            "SELECT ct.theme_id, coalesce(d.site, '(no site)'), count(*) FROM chunk_themes ct "
+            "SELECT ct.theme_id, coalesce(d.site, ?), count(*) FROM chunk_themes ct "
             "JOIN chunks c ON c.id = ct.chunk_id JOIN documents d ON d.id = c.doc_id "
-            f"WHERE {where} GROUP BY ct.theme_id, d.site", params):
+            f"WHERE {where} GROUP BY ct.theme_id, d.site", [NO_SITE, *params]):
         out.setdefault(theme, {})[site] = n
     return out
 

@@ -156,6 +156,9 @@ def test_unsupported_and_oversized_uploads(site):
     assert upload(client, files).status_code == 302
     assert sorted(j.original_name for j in site.extensions["jobs"].list()) == ["one.txt", "two.txt"]
     assert "big.txt was not accepted: larger than the limit of 1 MB" in client.get("/admin/jobs").get_data(as_text=True)
+    many = [(io.BytesIO(b"x"), f"f{n}.txt") for n in range(21)]
+    response = upload(client, many)
+    assert response.status_code == 400 and "at most 20 files" in response.get_data(as_text=True)
     # only a curator's upload form may be that large: anyone else's request stops at one file's size
     assert site.test_client().post("/login", data={"name": "x" * (2 * 1024 * 1024)}).status_code == 413
     again = [(io.BytesIO(b"b " * (300 * 1024)), "one.txt"), (io.BytesIO(b"c " * (300 * 1024)), "two.txt")]
@@ -181,18 +184,27 @@ def test_duplicate_upload_waits_for_a_decision(site):
 def test_an_uploaded_replacement_outlasts_re_ingesting_the_unchanged_file(site, tmp_path):
     client, kb = sign_in(site, "cur"), site.extensions["kb"]
     text = " ".join(f"Residents of street {n} grow vegetables together on the allotments." for n in range(40))
-    path = tmp_path / "allotments.md"
+    (tmp_path / "mine").mkdir()
+    path = tmp_path / "mine" / "allotments.md"
     path.write_text(f"# Allotments\n\n{text}\n")
     doc_id = ingest_paths(kb, [path]).items[0].doc_id
-    upload(client, [(io.BytesIO(f"# Allotments\n\n{text} Every Saturday.\n".encode()), "fixed.md")])
+    upload(client, [(io.BytesIO(f"# Allotments\n\n{text} Every Saturday.\n".encode()), "fixed.md")],
+           visibility="partners", site="Croydon")  # the form's default visibility, and a site chosen
     job = finish(site)[0]
     assert job.status == "needs_decision" and job.duplicate_of == doc_id
     client.post(f"/admin/jobs/{job.id}/decide", data={"csrf_token": token(client, "/admin/jobs"), "choice": "replace"})
     finish(site)
-    replaced = kb.store.get(doc_id)  # the same document, now holding the upload
+    replaced = kb.store.get(doc_id)  # the same document, now holding the upload; who may see it is unchanged
+    assert (replaced.visibility, replaced.site) == ("public", "Croydon")
     assert "Every Saturday" in kb.store.body(doc_id) and (kb.data_dir / replaced.stored_path).exists()
     assert ingest_paths(kb, [path]).items[0].status == "unchanged"
     assert "Every Saturday" in kb.store.body(doc_id) and (kb.data_dir / replaced.stored_path).exists()
+    moved = path.with_name("allotments-2024.md")  # renamed: the document, upload and all, follows it
+    path.rename(moved)
+    report = ingest_paths(kb, [tmp_path / "mine"], prune=True)
+    assert [(i.status, i.doc_id) for i in report.items if i.doc_id == doc_id] == [("moved", doc_id)]
+    assert "Every Saturday" in kb.store.body(doc_id) and kb.store.get(doc_id).site == "Croydon"
+    path = moved
     path.write_text("# Allotments\n\nThe allotments moved to the park.\n")  # a newer change to the file wins
     assert ingest_paths(kb, [path]).items[0].status == "updated"
     assert "moved to the park" in kb.store.body(doc_id)

@@ -58,12 +58,12 @@ def test_a_moved_file_keeps_its_document_and_prune_keeps_it_too(fake_kb, tmp_pat
     doc = by_name(fake_kb, "a.md")
     fake_kb.update(doc.id, {"visibility": "curators"})
     fake_kb.set_status(doc.id, "retired")
-    (folder / "a.md").rename(folder / "sub" / "a.md")
+    (folder / "a.md").rename(folder / "sub" / "minutes.md")
     report = ingest_paths(fake_kb, [folder], prune=True)
     assert [(i.status, i.doc_id) for i in report.items] == [("moved", doc.id)]
     assert report.summary()["moved"] == 1
     after = fake_kb.store.get(doc.id)
-    assert after.source == str((folder / "sub" / "a.md").resolve())
+    assert (after.source, after.original_name) == (str((folder / "sub" / "minutes.md").resolve()), "minutes.md")
     assert (after.visibility, after.status) == ("curators", "retired")
     assert [i.status for i in ingest_paths(fake_kb, [folder], prune=True).items] == ["unchanged"]
 

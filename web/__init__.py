@@ -30,9 +30,6 @@ CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src '
 
 
 
-MAX_UPLOAD_FILES = 20
-
-
 class StoredId(IntegerConverter):
     """`<int:...>` in routes: a number SQLite can hold, so a larger one is a plain 404."""
 
@@ -68,6 +65,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     app.extensions["jobs"] = Jobs(kb.store)
 
     from . import admin, api, auth, learning, pages
+    from .admin import MAX_UPLOAD_FILES
     from .worker import Worker
 
     worker = Worker(kb, app.extensions["jobs"])
@@ -132,6 +130,7 @@ def _wants_json() -> bool:
 
 def _register_errors(app: Flask) -> None:
     """One JSON error shape for the API, one error page for HTML: domain and HTTP errors alike."""
+    from .admin import MAX_UPLOAD_FILES
 
     def render(status: int, code: str, message: str):
         if _wants_json():

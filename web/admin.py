@@ -16,6 +16,7 @@ from kb.store import SORTABLE
 from . import access
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+MAX_UPLOAD_FILES = 20  # files in one upload form, each up to the size limit
 DOC_TYPES = ("announcement", "learning-report", "guidance", "profile")
 META_FIELDS = ("title", "doc_type", "site", "partnership", "published", "tags", "visibility")
 
@@ -63,6 +64,8 @@ def upload():
     files = [f for f in request.files.getlist("files") if f and f.filename]
     if not files:
         raise BadRequest("choose at least one file to upload")
+    if len(files) > MAX_UPLOAD_FILES:
+        raise BadRequest(f"upload at most {MAX_UPLOAD_FILES} files at a time")
     meta = _form_meta()
     limit = _kb().settings.max_file_mb * 1024 * 1024
     queued = too_large = 0

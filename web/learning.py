@@ -62,7 +62,8 @@ def theme_list():
     visible = themes.visible_themes(_kb(), access.visibility())
     sites = sorted({s for t in visible for s in t.sites})
     peak = max([n for t in visible for n in t.sites.values()] or [1])
-    return render_template("themes.html", themes=visible, sites=sites, peak=peak, stale=stale)
+    return render_template("themes.html", themes=visible, sites=sites, peak=peak, stale=stale,
+                           NO_SITE=themes.NO_SITE)
 
 
 @bp.get("/themes/<int:theme_id>")
