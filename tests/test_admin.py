@@ -363,3 +363,16 @@ def test_each_queued_job_is_claimed_by_one_process_only(tmp_path):
     assert theirs.requeue_stale() == 1
     assert {j.id: j.status for j in mine.list()} == {first.id: "queued", second.id: "running"}
     assert theirs.claim_next("host-b:3").id == first.id
+
+
+def test_documents_without_a_site_have_a_heat_map_column_but_no_site_link(site, tmp_path):
+    from kb import themes
+
+    kb = site.extensions["kb"]
+    for n in range(3):
+        (tmp_path / f"loose{n}.md").write_text(f"# Loose notes {n}\n\n" + "Volunteers planted gardens; gardens fed volunteers. " * 5)
+    ingest_paths(kb, [tmp_path / f"loose{n}.md" for n in range(3)])  # no site given
+    with kb.writing():
+        themes.build(kb, k=2)
+    html = site.test_client().get("/themes").get_data(as_text=True)
+    assert f"<th scope=\"col\">{themes.NO_SITE}</th>" in html and "/site/(no" not in html
