@@ -108,5 +108,29 @@ class Jobs:
                                 "WHERE status = 'running' AND updated_at < ?", (cutoff,)).rowcount
 
 
+    def requeue_orphans(self) -> int:
+        """At start: running jobs of processes on this machine that no longer exist go back to the
+        queue at once (others wait for their lease to lapse)."""
+        host = socket.gethostname()
+        with self.store.transaction(bump=None) as conn:
+            gone = [job_id for job_id, owner in conn.execute("SELECT id, owner FROM jobs WHERE status = 'running'")
+                    if (owner or "").rpartition(":")[0] == host and not _running((owner or "").rpartition(":")[2])]
+            conn.executemany("UPDATE jobs SET status = 'queued', progress = 0, owner = NULL WHERE id = ?",
+                             [(i,) for i in gone])
+        return len(gone)
+
+
 def this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _running(pid: str) -> bool:
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

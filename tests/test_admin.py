@@ -363,6 +363,15 @@ def test_each_queued_job_is_claimed_by_one_process_only(tmp_path):
     assert theirs.requeue_stale() == 1
     assert {j.id: j.status for j in mine.list()} == {first.id: "queued", second.id: "running"}
     assert theirs.claim_next("host-b:3").id == first.id
+    # at start, a job whose process on this machine is gone is requeued at once, without the lease
+    from kb.jobs import this_process
+
+    host = this_process().rpartition(":")[0]
+    with kb.store.transaction(bump=None) as conn:
+        conn.execute("UPDATE jobs SET owner = ? WHERE id = ?", (f"{host}:{2**22 + 7}", first.id))  # beyond pid_max
+        conn.execute("UPDATE jobs SET owner = ? WHERE id = ?", (f"{host}:1", second.id))  # alive: pid 1
+    assert mine.requeue_orphans() == 1
+    assert {j.id: j.status for j in mine.list()} == {first.id: "queued", second.id: "running"}
 
 
 def test_documents_without_a_site_have_a_heat_map_column_but_no_site_link(site, tmp_path):

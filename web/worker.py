@@ -23,6 +23,7 @@ class Worker:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self.jobs.requeue_orphans()  # a restart picks up what this machine's stopped server left
         self._thread = threading.Thread(target=self._loop, name="kb-worker", daemon=True)
         self._thread.start()
 
