@@ -140,7 +140,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE documents ADD COLUMN edited TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE documents ADD COLUMN source_sha TEXT;
     UPDATE documents SET source_sha = sha256 WHERE source NOT LIKE 'upload:%';
+    CREATE INDEX documents_source_sha ON documents(source_sha);
     CREATE INDEX doc_bands_doc ON doc_bands(doc_id);
+    CREATE INDEX embeddings_hash ON embeddings(text_hash);  -- forgetting a text's vectors, every model's
+    CREATE INDEX documents_stored_path ON documents(stored_path);
     """ + "".join(f"""
     UPDATE documents SET edited = json_insert(edited, '$[#]', '{key}') WHERE id IN (
         SELECT CAST(substr(target, 10) AS INTEGER) FROM audit WHERE action = 'edit' AND target LIKE 'document %'
