@@ -54,19 +54,11 @@ def band_keys(sig: np.ndarray) -> list[str]:
 
 def word_triples(text: str) -> set[tuple[str, ...]]:
     """Word 3-shingles as tuples: the same sets as `shingles(text, 3)`, several times cheaper to
-    build (no joined strings), for comparisons made at query time."""
+    build (no joined strings), for the comparisons folding makes at query time."""
     words = [w.lower() for w in _WORD.findall(text)]  # per word, as `shingles` does ("İ".lower() is 2 chars)
     if len(words) <= 3:
         return {tuple(words)} if words else set()
     return set(zip(words, words[1:], words[2:]))
-
-
-def text_overlap(a: str, b: str) -> float:
-    """Jaccard overlap of word 3-shingles: how far two passages say the same thing in the same words."""
-    sa, sb = word_triples(a), word_triples(b)
-    if not sa or not sb:
-        return 0.0
-    return len(sa & sb) / len(sa | sb)
 
 
 class TripleCache:

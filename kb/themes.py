@@ -127,8 +127,7 @@ class ThemeView:
 
 
 _TERMS: OrderedDict[tuple, dict[int, list[str]]] = OrderedDict()
-_TERMS_LOCK = threading.Lock()
-_COMPUTING = threading.Lock()
+_TERMS_LOCK = threading.Lock()  # held while labels are computed: others asking meanwhile wait for them
 
 
 def visible_terms(kb: KnowledgeBase, visibility) -> dict[int, list[str]]:
@@ -137,19 +136,12 @@ def visible_terms(kb: KnowledgeBase, visibility) -> dict[int, list[str]]:
     built = kb.store.conn.execute("SELECT value FROM meta WHERE key = 'themes_built'").fetchone()
     key = (str(kb.settings.data_dir), kb.store.revision(), built[0] if built else None, tuple(sorted(visibility)))
     with _TERMS_LOCK:
-        if key in _TERMS:
-            _TERMS.move_to_end(key)
-            return _TERMS[key]
-    with _COMPUTING:  # one request computes the labels; others asking meanwhile wait for them
-        with _TERMS_LOCK:
-            if key in _TERMS:
-                return _TERMS[key]
-        terms = _terms_for(kb, visibility)
-        with _TERMS_LOCK:
-            _TERMS[key] = terms
+        if key not in _TERMS:
+            _TERMS[key] = _terms_for(kb, visibility)
             while len(_TERMS) > 32:
                 _TERMS.popitem(last=False)
-    return terms
+        _TERMS.move_to_end(key)
+        return _TERMS[key]
 
 
 def _terms_for(kb: KnowledgeBase, visibility) -> dict[int, list[str]]:
