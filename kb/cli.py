@@ -12,7 +12,6 @@ import re
 import sys
 from pathlib import Path
 
-from .embed import set_threads
 from .errors import BadRequest, ConfigError, KbError, NotFound
 from .models import VISIBILITIES, DocMeta, Filters
 from .settings import Settings
@@ -78,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     users.add_parser("list", help="list accounts")
     u = users.add_parser("remove", help="delete an account")
     u.add_argument("name")
+
+    p = sub.add_parser("model", help="the model's ONNX export for answering queries: export, show")
+    models = p.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    m = models.add_parser("export", help="export the model to ONNX now and verify it against torch "
+                                         "(otherwise done once, when first needed)")
+    m.add_argument("--force", action="store_true", help="export again, even after a refusal")
+    m = models.add_parser("show", help="which encoder answers queries and embeds passages, and the export")
+    m.add_argument("--json", action="store_true")
 
     p = sub.add_parser("serve", help="run the web app on a production WSGI server")
     p.add_argument("--host", default="127.0.0.1")
@@ -157,8 +164,7 @@ def cmd_search(settings: Settings, args) -> int:
         except ValueError:
             raise BadRequest(f"--from and --to take a date like 2021-01-31, not {value!r}") from None
     kb = _open(settings, existing=True)
-    kb.embedder.model  # load before the clock starts: took_ms is the search alone
-    set_threads(settings.query_threads)
+    kb.embedder.warm()  # load before the clock starts: took_ms is the search alone
     filters = Filters(site=args.site, doc_type=args.doc_type, tag=args.tag, year=args.year,
                       date_from=args.date_from, date_to=args.date_to)
     result = Searcher(kb).search(args.query, k=args.k, filters=filters, mode=args.mode)
@@ -243,7 +249,7 @@ def cmd_eval(settings: Settings, args) -> int:
             bar.close()
 
     kb = evaluate.build(settings, data, fresh=args.fresh, progress=progress)
-    set_threads(settings.query_threads)  # queries are measured as the server answers them
+    kb.embedder.warm()  # queries are measured as the server answers them
     report = evaluate.run(kb, data, args.mode, args.k, progress=progress).to_dict()
     if args.json:
         print(json.dumps(report))
@@ -302,6 +308,48 @@ def cmd_user(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_model(settings: Settings, args) -> int:
+    from .model_files import export_place
+
+    place = export_place(settings.model, settings.model_cache_dir)
+    if args.model_command == "export":
+        if place is None:
+            raise ConfigError(f"{settings.model} is not a local model folder; it cannot be exported to ONNX")
+        if args.force or not place.ready():
+            from .onnx_export import export
+
+            manifest = export(place, progress=lambda line: print(line, file=sys.stderr, flush=True))
+        else:
+            manifest = place.manifest
+        print(f"{settings.model}: ONNX export in {place.folder} (lowest cosine to torch {manifest['min_cosine']:.7f})")
+        return 0
+    refused = (place.refused or {}).get("reason") if place else "not a local model folder"
+
+    def encoder(kind: str) -> str:
+        if kind == "torch":
+            return "torch"
+        if place is None or (refused and not place.ready()):
+            return "torch (fallback)"
+        return "onnx" if place.ready() else "onnx (exported when first needed)"
+
+    info = {"model": settings.model, "source": str(place.source) if place else settings.model,
+            "query_encoder": encoder(settings.query_encoder), "batch_encoder": encoder(settings.batch_encoder),
+            "export_folder": str(place.folder) if place else None, "exported": bool(place and place.ready()),
+            "refused": refused, "manifest": place.manifest if place else None}
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False, indent=2))
+        return 0
+    print(f"model {info['model']} ({info['source']})")
+    print(f"queries: {info['query_encoder']}; passages: {info['batch_encoder']}")
+    if info["exported"]:
+        print(f"ONNX export: {info['export_folder']} (lowest cosine to torch {info['manifest']['min_cosine']:.7f})")
+    elif refused:
+        print(f"ONNX export refused: {refused} (kb model export --force tries again)")
+    elif place:
+        print(f"ONNX export: not yet made ({info['export_folder']}); kb model export makes it now")
+    return 0
+
+
 def cmd_serve(settings: Settings, args) -> int:
     from waitress.server import create_server
 
@@ -320,7 +368,8 @@ def cmd_serve(settings: Settings, args) -> int:
 
 
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "remove": cmd_remove, "reindex": cmd_reindex,
-            "docs": cmd_docs, "stats": cmd_stats, "eval": cmd_eval, "themes": cmd_themes, "user": cmd_user, "serve": cmd_serve}
+            "docs": cmd_docs, "stats": cmd_stats, "eval": cmd_eval, "themes": cmd_themes, "user": cmd_user, "model": cmd_model,
+            "serve": cmd_serve}
 
 if __name__ == "__main__":
     sys.exit(main())

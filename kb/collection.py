@@ -44,7 +44,7 @@ class KnowledgeBase:
         self.files_dir = self.data_dir / "files"
         self.index_dir = self.data_dir / "index"
         self.store = Store(self.data_dir / "kb.sqlite3")
-        self.embedder = embedder or Embedder.shared(settings.model, settings.batch_size)
+        self.embedder = embedder or Embedder.for_settings(settings)
         self._index: VectorIndex | None = None
         self._generation = -1
         self._index_lock = threading.RLock()

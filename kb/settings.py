@@ -13,6 +13,7 @@ from pathlib import Path
 from .errors import ConfigError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+ENCODERS = ("onnx", "torch")
 DEFAULT_BATCH_SIZE = 16  # texts per encoder batch: 16 ran 10-15% faster than 32 on 2 cores (docs/benchmarks.md)
 
 
@@ -33,7 +34,18 @@ class Settings:
     chunk_overlap: int = _setting(40, "KB_CHUNK_OVERLAP", "Tokens repeated between pieces of a paragraph that had to be split.")
     index_kind: str = _setting("auto", "KB_INDEX", "Vector index: flat (exact), hnsw (approximate) or auto.")
     hnsw_threshold: int = _setting(200_000, "KB_HNSW_THRESHOLD", "With index auto, vectors above which HNSW is used.")
-    query_threads: int = _setting(1, "KB_QUERY_THREADS", "Torch threads for answering queries (kb serve, kb search, kb eval's queries); 0 leaves torch's default.")
+    query_encoder: str = _setting(
+        "onnx", "KB_QUERY_ENCODER",
+        "What encodes queries: onnx (ONNX Runtime; kb serve and kb search never load torch) or torch "
+        "(sentence-transformers). A model that cannot be exported to ONNX faithfully uses torch, said once.")
+    batch_encoder: str = _setting(
+        "onnx", "KB_BATCH_ENCODER",
+        "What embeds passages (ingest, uploads, re-embedding, kb eval's collection): onnx or torch.")
+    model_cache: Path | None = _setting(
+        None, "KB_MODEL_CACHE",
+        "Folder for ONNX exports of models, one per model content hash (default: the data folder's "
+        "models/). Several data folders may share one.")
+    query_threads: int = _setting(1, "KB_QUERY_THREADS", "Threads that encode one query (kb serve, kb search, kb eval's queries); 0 leaves the encoder's default (every core).")
     batch_size: int = _setting(DEFAULT_BATCH_SIZE, "KB_BATCH_SIZE", "Texts per embedding batch.")
     max_file_mb: int = _setting(50, "KB_MAX_FILE_MB", "Largest file accepted for ingestion or upload, in MB (the upload form takes up to 20 such files at a time).")
     max_pdf_pages: int = _setting(2000, "KB_MAX_PDF_PAGES", "PDFs with more pages are refused.")
@@ -48,6 +60,10 @@ class Settings:
     anonymous_search: bool = _setting(True, "KB_ANONYMOUS_SEARCH", "Whether visitors who have not signed in may search (public documents only).")
     secret_key: str = _setting("", "KB_SECRET_KEY", "Signs session cookies; when empty, one is generated and kept in the data folder.")
     follow_symlinks: bool = _setting(False, "KB_FOLLOW_SYMLINKS", "Follow symbolic links when ingesting folders.")
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return Path(self.model_cache) if self.model_cache else Path(self.data_dir) / "models"
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Settings":
@@ -65,6 +81,9 @@ class Settings:
         s = replace(self, data_dir=Path(self.data_dir))
         if s.index_kind not in ("auto", "flat", "hnsw"):
             raise ConfigError(f"index kind must be auto, flat or hnsw, not {s.index_kind!r}")
+        for name in ("query_encoder", "batch_encoder"):
+            if getattr(s, name) not in ENCODERS:
+                raise ConfigError(f"{name} must be onnx or torch, not {getattr(s, name)!r}")
         if s.fusion not in ("convex", "rrf"):
             raise ConfigError(f"fusion must be convex or rrf, not {s.fusion!r}")
         if not 16 <= s.chunk_tokens <= 254:
@@ -85,7 +104,7 @@ def _parse(f, raw: str):
             return float(raw)
         if kind == "bool":
             return raw.strip().lower() in ("1", "true", "yes", "on")
-        if kind == "Path":
+        if kind in ("Path", "Path | None"):
             return Path(raw)
     except ValueError as exc:
         raise ConfigError(f"{f.metadata['env']}={raw!r}: {exc}") from None

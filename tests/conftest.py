@@ -12,12 +12,15 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+ROOT = Path(__file__).resolve().parent.parent
+# one ONNX export of the model for every test's data folder and every server a test starts
+# (content-hashed, so a changed model or kb export format is exported afresh)
+os.environ.setdefault("KB_MODEL_CACHE", str(ROOT / ".cache" / "models"))
 
 from kb.collection import KnowledgeBase  # noqa: E402
 from kb.embed import Embedder  # noqa: E402
 from kb.settings import Settings  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 
 
@@ -52,10 +55,8 @@ def fake_kb(tmp_path):
 
 @pytest.fixture(scope="session")
 def model() -> Embedder:
-    """The real bundled all-MiniLM-L6-v2, loaded once for the whole run."""
-    embedder = Embedder.shared()
-    embedder.model  # load now, so test timings are honest
-    return embedder
+    """The real bundled all-MiniLM-L6-v2 as kb serves it (ONNX Runtime), loaded once for the run."""
+    return Embedder.for_settings(Settings.from_env()).warm()  # load now, so test timings are honest
 
 
 @pytest.fixture

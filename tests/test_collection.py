@@ -252,19 +252,6 @@ def test_keyword_search_finds_a_narrow_filters_matches_beyond_the_best_ranked(fa
             store.keyword_search('"garden"', filters, limit)
 
 
-def test_one_query_is_encoded_as_encode_does(model):
-    """The direct forward pass for one query agrees with sentence-transformers' encode."""
-    from kb.embed import Embedder
-
-    fresh = Embedder(model.model_id)
-    fresh._model = model.model
-    first = fresh.encode_query("peer support for carers in Plymouth")  # checked against encode
-    second = fresh.encode_query("social prescribing in Gloucestershire")  # the direct path
-    assert fresh._direct is True
-    reference = model.encode(["peer support for carers in Plymouth", "social prescribing in Gloucestershire"])
-    assert float(first @ reference[0]) > 0.9999 and float(second @ reference[1]) > 0.9999
-
-
 def test_a_reader_never_sees_hidden_chunks_while_another_process_is_between_store_and_index(tmp_path):
     """A writer commits to SQLite before it saves the index; a reader searching in that gap has
     as many admitted chunks as indexed vectors, but not the same ones: it must still filter."""

@@ -16,7 +16,6 @@ from werkzeug.routing import IntegerConverter
 
 from kb.accounts import Accounts
 from kb.collection import KnowledgeBase
-from kb.embed import set_threads
 from kb.errors import KbError
 from kb.jobs import Jobs
 from kb.models import Filters
@@ -56,8 +55,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     )
     if test_config:
         app.config.update(test_config)
-    kb.embedder.model  # load the model at start, not on the first visitor's search
-    set_threads(settings.query_threads)
+    kb.embedder.warm()  # load the query encoder at start, not on the first visitor's search
     kb.refresh()
     app.extensions["kb"] = kb
     app.extensions["searcher"] = Searcher(kb)
