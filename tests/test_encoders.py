@@ -21,12 +21,13 @@ from kb.settings import DEFAULT_MODEL, Settings
 WORDS = [w.strip(".,;:()\"'") for path in sorted(CORPUS.rglob("*.md")) for w in path.read_text().split()]
 
 
-def texts(n: int, seed: int, longest: int = 60) -> list[str]:
-    """Distinct texts of many lengths made of the sample corpus's words (some past 256 tokens)."""
+def texts(n: int, seed: int, lengths=(1, 3, 8, 20, 60, 400)) -> list[str]:
+    """Distinct texts made of the sample corpus's words, of the given lengths in words (400 words
+    run past the model's 256 tokens)."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
-        length = rng.choice((1, 3, 8, 20, longest, 400)) if i % 50 else 400
+        length = rng.choice(lengths)
         out.append(f"{i} " + " ".join(rng.choice(WORDS) for _ in range(length)))
     return out
 
@@ -56,8 +57,8 @@ def test_sixteen_threads_mixing_queries_counts_and_batches_get_the_single_thread
     """Distinct inputs on 16 threads against references computed one at a time beforehand; a
     small query cache, so entries are evicted while other threads read them."""
     shared = Embedder(model.model_id, query_cache=32, cache_dir=model.cache_dir)
-    queries, counted = texts(1600, seed=2, longest=30), texts(800, seed=3)
-    batches = [texts(6, seed=100 + n, longest=30) for n in range(60)]
+    queries, counted = texts(1500, seed=2, lengths=(1, 3, 8, 16)), texts(800, seed=3)
+    batches = [texts(6, seed=100 + n, lengths=(3, 8, 30)) for n in range(60)]
     encoder = shared.query_encoder
     want_query = {q: encoder.encode_one(q) for q in queries}
     want_count = {t: shared.count_tokens(t) for t in counted}
@@ -96,7 +97,7 @@ def test_sixteen_threads_mixing_queries_counts_and_batches_get_the_single_thread
 
 def test_the_torch_encoder_is_safe_under_threads_too(torch_encoder):
     """The Hugging Face tokenizer changes its own padding state on every call: calls are serialized."""
-    sample, counted = texts(48, seed=5, longest=30), texts(48, seed=6)
+    sample, counted = texts(48, seed=5, lengths=(3, 8, 30)), texts(48, seed=6)
     want = torch_encoder.encode(sample)
     want_counts = [torch_encoder.count_tokens(t) for t in counted]
     errors, results = [], {}

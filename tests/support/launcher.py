@@ -1,12 +1,12 @@
 """A fork server for the reliability tests: runs `kb` CLI commands as real, killable processes.
 
-Starting `python -m kb.cli` costs about 6 s of imports, too slow to kill dozens of ingests. This
-server imports kb, the loaders and the model's libraries once (it loads no model, opens no
+Starting `python -m kb.cli` costs about a second of imports, too slow to kill dozens of ingests. This
+server imports kb, the loaders and the encoder's libraries once (it loads no model, opens no
 database and starts no threads, so forking is safe), then forks one child per command; the
 child calls `kb.cli.main(argv)` exactly as `python -m kb.cli` does. With a trace file, the child
 appends a line `<monotonic time> <phase>` as it enters each phase of a write, so a test can kill
 it inside a chosen phase and know afterwards where it really died. The tests start it with
-OMP_NUM_THREADS=1: several processes share few cores, and torch's threads would only contend.
+OMP_NUM_THREADS=1: several processes share few cores, and encoder threads would only contend.
 
 Protocol, one JSON object per line: {"run": argv, "out": path, "trace": path or null} answers
 {"pid": n}; {"wait": pid} answers {"status": exit status, or -signal}; {"quit": true} ends it.
@@ -24,8 +24,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-import sentence_transformers  # noqa: E402,F401  (imported here so that children start fast)
-import transformers.models.bert.modeling_bert  # noqa: E402,F401
+import onnxruntime  # noqa: E402,F401  (imported here so that children start fast)
+import tokenizers  # noqa: E402,F401
 
 import ingest.pipeline  # noqa: E402
 from kb import cli  # noqa: E402
