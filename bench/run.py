@@ -20,7 +20,7 @@ import faiss
 import numpy as np
 
 from kb.collection import KnowledgeBase
-from kb.embed import Embedder, resolve_model, set_threads
+from kb.embed import Embedder, resolve_model
 from kb.index import VectorIndex, one_thread
 from kb.models import Filters
 from kb.settings import Settings
@@ -134,7 +134,7 @@ def run(config, work: Path) -> dict:
     settings = Settings.from_env(data_dir=work / "unused")
     results = Results(config, machine(), settings)
     results.machine["load average at start (1/5/15 min)"] = load_average()
-    embedder = Embedder.shared(settings.model, settings.batch_size)
+    embedder = Embedder.for_settings(settings)
     log("loading the model")
     embedder.model
     embedder.encode(["warm up"] * 8)
@@ -177,7 +177,10 @@ def run(config, work: Path) -> dict:
     with guarded("query threads"):
         results.query_threads = tuning.query_threads(encode, queries.take(min(60, config.queries)))
 
-    set_threads(settings.query_threads)  # from here on the process answers queries, as kb serve does
+    embedder.warm()  # from here on the process answers queries, as kb serve does
+    import torch
+
+    torch.set_num_threads(max(1, settings.query_threads))  # the raw torch encoder too, as kb serve's would
     ids, vectors, texts = collection_arrays(msmarco.data_dir, embedder)
     results.scales.append(measure_scale(config, f"{len(ids):,} ({data.PASSAGE_SET}, embedded)", msmarco.data_dir, ids,
                                         vectors, texts, False, embedder, encode, txtai, queries, {}))

@@ -29,3 +29,27 @@ def test_quick_benchmark_runs_at_tiny_sizes(tmp_path, model, monkeypatch):
         assert heading in report, heading
     assert "no errors under load" in report and "| 0 errors in" in report
     assert (tmp_path / "benchmarks.json").exists()
+
+
+def test_serving_benchmark_runs_both_sides_at_tiny_sizes(tmp_path, model, monkeypatch):
+    """torch before, ONNX after: every figure of the serving section is there for both sides."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from dataclasses import replace
+
+    from bench.serving import Config, run
+    from bench.serving_report import render, splice
+
+    config = replace(Config.quick(), passages=12, queries=8, encode_queries=8, http_queries=4, load_seconds=0.5,
+                     load_clients=(4,), batch_texts=16)
+    results = run(config, tmp_path / "work")
+    assert sorted(results["startup"]) == ["onnx", "torch"] and results["load_errors"] == {"torch": 0, "onnx": 0}
+    assert results["torch_mapped"] == {"torch": True, "onnx": False}
+    out = tmp_path / "benchmarks.md"
+    out.write_text("# Benchmarks\n\nearlier sections\n")
+    splice(out, render(results))
+    splice(out, render(results))  # a second run replaces the section instead of adding another
+    report = out.read_text()
+    assert report.startswith("# Benchmarks") and report.count("## 9. Serving path") == 1
+    for target in ("first answer after `kb serve` starts", "query encode p50", "HTTP p95 with 4 clients",
+                   "server peak RSS at 5k"):
+        assert target in report
