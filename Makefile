@@ -28,12 +28,16 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 
 install: $(BIN)/.installed
 
-# Refresh the lock on purpose, after changing pyproject.toml's dependencies (a few minutes);
-# tests/test_install.py fails while the two disagree.
+# Refresh the lock on purpose, after changing pyproject.toml's dependencies (a few minutes):
+# pins that still fit are kept; LOCK_FLAGS=--upgrade moves every pin to the newest release.
+# tests/test_install.py fails while pyproject.toml and the lock disagree.
 lock: install
 	$(BIN)/pip install --quiet pip-tools==$(PIP_TOOLS_VERSION)
 	$(BIN)/pip-compile --quiet --extra=test --generate-hashes --allow-unsafe --all-build-deps --strip-extras \
-		--no-emit-index-url --no-emit-find-links --output-file=requirements.lock pyproject.toml
+		--no-emit-index-url --no-emit-find-links $(LOCK_FLAGS) --output-file=requirements.lock pyproject.toml
+	cp requirements.lock requirements-bench.lock  # start from the same pins, add the bench extra
+	$(BIN)/pip-compile --quiet --extra=test --extra=bench --generate-hashes --allow-unsafe --all-build-deps \
+		--strip-extras --no-emit-index-url --no-emit-find-links --output-file=requirements-bench.lock pyproject.toml
 
 run: install
 	$(BIN)/kb --data $(DATA) ingest corpus/
@@ -46,13 +50,18 @@ browser:
 test: install browser
 	$(BIN)/python -m pytest -q
 
-bench-quick: install
-	$(BIN)/python -c 'import txtai' 2>/dev/null || $(BIN)/pip install --quiet -e '.[bench]'
+# txtai, the comparison the full benchmark runs beside kb, from its own lock (requirements.lock
+# plus txtai and what it needs, every shared pin the same)
+$(BIN)/.bench-installed: $(BIN)/.installed requirements-bench.lock
+	$(BIN)/pip install --quiet --require-hashes -r requirements-bench.lock
+	touch $@
+
+bench-quick: $(BIN)/.bench-installed
 	$(BIN)/python -m bench --quick
 
-bench: install
-	$(BIN)/python -c 'import txtai' 2>/dev/null || $(BIN)/pip install --quiet -e '.[bench]'
+bench: $(BIN)/.bench-installed
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.serving
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache

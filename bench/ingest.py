@@ -85,7 +85,9 @@ def variants(source: Path, work: Path, embedder: Embedder) -> dict[str, float]:
     of the same texts."""
     import ingest.pipeline as pipeline
 
-    other = Embedder.shared(embedder.model_id, 32 if embedder.batch_size != 32 else 16)
+    other = Embedder.shared(embedder.model_id, 32 if embedder.batch_size != 32 else 16,
+                            cache_dir=str(embedder.cache_dir), query_encoder=embedder.query_kind,
+                            batch_encoder=embedder.batch_kind, query_threads=embedder.query_threads)
     other.encode(["warm up"])
     shipped = pipeline.BATCH_DOCS
     out: dict[str, float] = {}

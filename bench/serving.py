@@ -95,8 +95,8 @@ def run(config: Config, work: Path) -> dict:
     from .server import Server, load
 
     began = time.perf_counter()
-    cache = work / "models"
-    os.environ["KB_MODEL_CACHE"] = str(cache)  # the servers and eval children share one export
+    cache = Path(os.environ.get("KB_MODEL_CACHE") or work / "models")
+    shared = {"KB_MODEL_CACHE": str(cache)}  # every server and child process uses one export
     results = Results(asdict(config), machine())
     sides = {side: embedder(side, cache) for side in SIDES}
     sides["onnx"].warm()
@@ -121,7 +121,7 @@ def run(config: Config, work: Path) -> dict:
     for r in range(config.batch_rounds):
         for side in (list(SIDES) if r % 2 else list(SIDES)[::-1]):
             done = subprocess.run([sys.executable, "-m", "bench.serving", "--batch-side", side, str(source)],
-                                  capture_output=True, text=True, check=True, cwd=ROOT)
+                                  capture_output=True, text=True, check=True, cwd=ROOT, env={**os.environ, **shared})
             results.batch[side].append(float(done.stdout.strip().splitlines()[-1]))
 
     log(f"ingest {config.passages} passages (ONNX) for the 5k collection")
@@ -169,13 +169,13 @@ def run(config: Config, work: Path) -> dict:
     results.startup = {side: [] for side in SIDES}
     for r in range(config.startup_rounds):
         for side in (list(SIDES) if r % 2 else list(SIDES)[::-1]):
-            with Server(large, env=SIDES[side], log=work / f"serve-{side}.log") as server:
+            with Server(large, env={**SIDES[side], **shared}, log=work / f"serve-{side}.log") as server:
                 results.startup[side].append(server.start(probe=queries.take(1)[0]))
 
     log(f"{collections[-1][0]}: HTTP, 1 client, then {config.load_clients} clients under load")
     results.http = {side: {} for side in SIDES}
     results.load_errors = {side: 0 for side in SIDES}
-    servers = {side: Server(large, env=SIDES[side], log=work / f"serve-{side}.log") for side in SIDES}
+    servers = {side: Server(large, env={**SIDES[side], **shared}, log=work / f"serve-{side}.log") for side in SIDES}
     try:
         for server in servers.values():
             server.start(probe=queries.take(1)[0])
@@ -196,7 +196,7 @@ def run(config: Config, work: Path) -> dict:
 
     log(f"{collections[0][0]}: server peak RSS after {config.http_queries} searches, and torch in its memory map")
     for side in SIDES:
-        with Server(small, env=SIDES[side], log=work / f"serve-{side}.log") as server:
+        with Server(small, env={**SIDES[side], **shared}, log=work / f"serve-{side}.log") as server:
             server.start(probe=queries.take(1)[0])
             http_single(server.port, queries.take(config.http_queries))
             results.rss[side] = server.peak_rss_mb()
@@ -210,7 +210,7 @@ def run(config: Config, work: Path) -> dict:
                 log(f"kb eval {name}, {side}")
                 done = subprocess.run([sys.executable, "-m", "kb.cli", "--data", str(work / f"eval-{side}"), "eval",
                                        str(folder), "--json"], capture_output=True, text=True, cwd=ROOT,
-                                      env={**os.environ, **SIDES[side]}, check=True)
+                                      env={**os.environ, **SIDES[side], **shared}, check=True)
                 results.eval[f"{name} {side}"] = json.loads(done.stdout.strip().splitlines()[-1])["ndcg@10"]
     results.minutes = (time.perf_counter() - began) / 60
     return _plain(asdict(results))

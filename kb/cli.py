@@ -309,44 +309,29 @@ def cmd_user(settings: Settings, args) -> int:
 
 
 def cmd_model(settings: Settings, args) -> int:
-    from .model_files import export_place
+    from .model_files import export_place, status
 
-    place = export_place(settings.model, settings.model_cache_dir)
     if args.model_command == "export":
+        from .onnx_export import export
+
+        place = export_place(settings.model, settings.model_cache_dir)
         if place is None:
             raise ConfigError(f"{settings.model} is not a local model folder; it cannot be exported to ONNX")
-        if args.force or not place.ready():
-            from .onnx_export import export
-
-            manifest = export(place, progress=lambda line: print(line, file=sys.stderr, flush=True))
-        else:
-            manifest = place.manifest
+        manifest = export(place, force=args.force, progress=lambda line: print(line, file=sys.stderr, flush=True))
         print(f"{settings.model}: ONNX export in {place.folder} (lowest cosine to torch {manifest['min_cosine']:.7f})")
         return 0
-    refused = (place.refused or {}).get("reason") if place else "not a local model folder"
-
-    def encoder(kind: str) -> str:
-        if kind == "torch":
-            return "torch"
-        if place is None or (refused and not place.ready()):
-            return "torch (fallback)"
-        return "onnx" if place.ready() else "onnx (exported when first needed)"
-
-    info = {"model": settings.model, "source": str(place.source) if place else settings.model,
-            "query_encoder": encoder(settings.query_encoder), "batch_encoder": encoder(settings.batch_encoder),
-            "export_folder": str(place.folder) if place else None, "exported": bool(place and place.ready()),
-            "refused": refused, "manifest": place.manifest if place else None}
+    info = status(settings.model, settings.model_cache_dir, settings.query_encoder, settings.batch_encoder)
     if args.json:
-        print(json.dumps(info, ensure_ascii=False, indent=2))
+        print(json.dumps(info.to_dict(), ensure_ascii=False, indent=2))
         return 0
-    print(f"model {info['model']} ({info['source']})")
-    print(f"queries: {info['query_encoder']}; passages: {info['batch_encoder']}")
-    if info["exported"]:
-        print(f"ONNX export: {info['export_folder']} (lowest cosine to torch {info['manifest']['min_cosine']:.7f})")
-    elif refused:
-        print(f"ONNX export refused: {refused} (kb model export --force tries again)")
-    elif place:
-        print(f"ONNX export: not yet made ({info['export_folder']}); kb model export makes it now")
+    print(f"model {info.model} ({info.source})")
+    print(f"queries: {info.query_encoder}; passages: {info.batch_encoder}")
+    if info.exported:
+        print(f"ONNX export: {info.export_folder} (lowest cosine to torch {info.min_cosine:.7f})")
+    elif info.refused:
+        print(f"no ONNX export: {info.refused} (kb model export --force tries again)")
+    else:
+        print(f"ONNX export: not yet made ({info.export_folder}); kb model export makes it now")
     return 0
 
 

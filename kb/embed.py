@@ -25,6 +25,7 @@ from .model_files import export_place, resolve_model
 from .settings import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, ENCODERS, Settings
 
 log = logging.getLogger(__name__)
+EXPORT_TIMEOUT = 900  # seconds; the bundled model exports and verifies in about 20 s here
 
 __all__ = ["Embedder", "TorchEncoder", "load_cross_encoder", "resolve_model"]
 
@@ -105,8 +106,8 @@ class Embedder:
                           cache_dir=str(settings.model_cache_dir))
 
     def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = DEFAULT_BATCH_SIZE, query_cache: int = 1024,
-                 query_encoder: str = "onnx", batch_encoder: str = "onnx", query_threads: int = 1,
-                 cache_dir: str | Path | None = None):
+                 *, cache_dir: str | Path, query_encoder: str = "onnx", batch_encoder: str = "onnx",
+                 query_threads: int = 1):
         for kind in (query_encoder, batch_encoder):
             if kind not in ENCODERS:
                 raise ConfigError(f"an encoder is one of {', '.join(ENCODERS)}, not {kind!r}")
@@ -114,9 +115,10 @@ class Embedder:
         self.batch_size = batch_size
         self.query_kind, self.batch_kind = query_encoder, batch_encoder
         self.query_threads = query_threads
-        self.cache_dir = Path(cache_dir) if cache_dir else Path("data") / "models"
+        self.cache_dir = Path(cache_dir)  # where ONNX exports are kept (Settings.model_cache_dir)
         self.fallback: str | None = None  # why ONNX is not used, once known
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # loading the encoders
+        self._tokens_lock = threading.Lock()
         self._onnx = None
         self._onnx_tried = False
         self._torch: TorchEncoder | None = None
@@ -136,10 +138,11 @@ class Embedder:
                 return self._onnx
             try:
                 self._onnx = self._load_onnx()
-            except ConfigError as exc:
-                self.fallback = str(exc)
-                log.warning("%s; using torch for this model", exc)
-            self._onnx_tried = True
+            except Exception as exc:  # whatever stops ONNX (a refusal, a broken file, no permission): torch serves
+                self.fallback = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
+                log.warning("%s; using torch for model %s", self.fallback, self.model_id)
+            finally:
+                self._onnx_tried = True
             return self._onnx
 
     def _load_onnx(self):
@@ -149,13 +152,17 @@ class Embedder:
         if place is None:
             raise ConfigError(f"{self.model_id} is not a local model folder, so it cannot be exported to ONNX")
         if not place.ready() and not place.refused:
+            # a child process exports, so that torch never enters this one
             _offline()
-            done = subprocess.run([sys.executable, "-m", "kb.onnx_export", self.model_id, str(self.cache_dir)],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                  text=True)
-            if done.returncode != 0 and not place.refused:
-                lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-                raise ConfigError(f"exporting {self.model_id} to ONNX failed: {lines[-1] if lines else done.returncode}")
+            try:
+                done = subprocess.run([sys.executable, "-m", "kb.onnx_export", self.model_id, str(self.cache_dir)],
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                      text=True, timeout=EXPORT_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                raise ConfigError(f"exporting {self.model_id} to ONNX took over {EXPORT_TIMEOUT} s") from None
+            if done.returncode != 0 and not place.ready() and not place.refused:
+                tail = " ".join(line.strip() for line in done.stderr.strip().splitlines()[-3:])
+                raise ConfigError(f"exporting {self.model_id} to ONNX failed: {tail or done.returncode}")
         if not place.ready():
             refused = place.refused or {}
             raise ConfigError(refused.get("reason") or f"no ONNX export of {self.model_id} in {place.folder}")
@@ -228,8 +235,10 @@ class Embedder:
         return tokens.count(text) if tokens is not None else self._torch_encoder().count_tokens(text)
 
     def _token_counter(self):
+        """The model's tokenizer.json, read once: the model folder's own, else the ONNX export's
+        (a fast tokenizer saved at export); None when only torch's tokenizer will do."""
         if self._tokens is None:
-            with self._lock:
+            with self._tokens_lock:
                 if self._tokens is None:
                     self._tokens = self._load_tokens() or False
         return self._tokens or None
@@ -237,14 +246,12 @@ class Embedder:
     def _load_tokens(self):
         from .onnx_encoder import Tokens
 
-        onnx = self._onnx if self._onnx is not None else None
-        if onnx is not None:
-            return onnx.tokens
         folder = Path(resolve_model(self.model_id))
         if (folder / "tokenizer.json").is_file():
             # truncation is never used for counting, so the length given here does not matter
             return Tokens(folder / "tokenizer.json", max_tokens=1 << 20)
-        return None
+        onnx = self._onnx_encoder() if "onnx" in (self.query_kind, self.batch_kind) else None
+        return onnx.tokens if onnx is not None else None
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import os
+import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import ConfigError
@@ -33,7 +35,9 @@ def resolve_model(name: str) -> str:
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    """The model's files, leaving out hidden ones and hidden folders (.git, .cache)."""
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
 def content_hash(folder: Path, memo_dir: Path | None = None) -> str:
@@ -63,7 +67,10 @@ def content_hash(folder: Path, memo_dir: Path | None = None) -> str:
     value = digest.hexdigest()[:16]
     if memo_path:
         memo[stamp] = value
-        _write_json(memo_path, dict(list(memo.items())[-32:]))
+        try:
+            write_json(memo_path, dict(list(memo.items())[-32:]))
+        except OSError:
+            pass  # a read-only cache only costs hashing again next time
     return value
 
 
@@ -81,11 +88,50 @@ class ExportPlace:
 
     @property
     def refused(self) -> dict | None:
-        return _read_json(self.folder / REFUSED)
+        """Why an export of these files was refused, if it was, by this kb with these libraries
+        (a refusal by another exporter version or other library versions is tried again)."""
+        refusal = _read_json(self.folder / REFUSED)
+        if refusal and refusal.get("format") == EXPORT_FORMAT and refusal.get("versions") == library_versions():
+            return refusal
+        return None
 
     def ready(self) -> bool:
         manifest = self.manifest
         return bool(manifest and manifest.get("format") == EXPORT_FORMAT and (self.folder / "model.onnx").exists())
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """What `kb model show` reports: the model, its export on disk, and which encoder does what."""
+
+    model: str
+    source: str
+    export_folder: str | None
+    exported: bool
+    refused: str | None  # why no export can be made, when known
+    min_cosine: float | None  # the export's lowest cosine to torch on the verification texts
+    query_encoder: str
+    batch_encoder: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def status(model: str, cache_dir: Path, query_kind: str, batch_kind: str) -> ModelStatus:
+    place = export_place(model, cache_dir)
+    ready = bool(place and place.ready())
+    refused = None if ready else ((place.refused or {}).get("reason") if place else "not a local model folder")
+
+    def encoder(kind: str) -> str:
+        if kind == "torch":
+            return "torch"
+        if refused:
+            return "torch (fallback)"
+        return "onnx" if ready else "onnx (exported when first needed)"
+
+    return ModelStatus(model, str(place.source) if place else model, str(place.folder) if place else None, ready,
+                       refused, (place.manifest or {}).get("min_cosine") if ready else None,
+                       encoder(query_kind), encoder(batch_kind))
 
 
 def export_place(model: str, cache_dir: Path) -> ExportPlace | None:
@@ -98,6 +144,19 @@ def export_place(model: str, cache_dir: Path) -> ExportPlace | None:
     return ExportPlace(model, source, cache_dir / f"onnx-{content_hash(source, cache_dir)}")
 
 
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries an export depends on, read from package metadata (no imports)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("torch", "transformers", "sentence-transformers", "onnx", "onnxruntime", "tokenizers"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "-"
+    return out
+
+
 def _read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -105,8 +164,14 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def _write_json(path: Path, value) -> None:
+def write_json(path: Path, value) -> None:
     """Write atomically: a reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{id(value)}.tmp")
-    tmp.write_text(json.dumps(value, indent=2))
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(value, fh, indent=2)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -87,8 +87,9 @@ class OnnxEncoder:
         options.intra_op_num_threads = max(0, threads)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads == 1:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # waiting threads sleep rather than spin: on a small machine a spinning batch (an upload)
+        # would take the cores that request threads need for their queries
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             return ort.InferenceSession(str(self.folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own classes for a bad or missing file

@@ -12,6 +12,7 @@ and as a padded batch, agree with sentence-transformers' own (cosine >= MIN_COSI
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import shutil
 import sys
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, KbError
-from .model_files import EXPORT_FORMAT, MANIFEST, REFUSED, ExportPlace, _write_json, export_place
+from .model_files import EXPORT_FORMAT, MANIFEST, REFUSED, ExportPlace, export_place, library_versions, write_json
 
 OPSET = 17
 MIN_COSINE = 0.9999
@@ -48,17 +49,30 @@ class ExportRefused(KbError):
     status = 500
 
 
-def export(place: ExportPlace, progress=print) -> dict:
-    """Export `place.source` into `place.folder` (atomically), verify it, return its manifest.
+def export(place: ExportPlace, force: bool = False, progress=print) -> dict:
+    """Export `place.source` into `place.folder`, verify it, and return its manifest.
 
-    On failure a refused.json records why, so that later starts fall back to torch at once
-    instead of trying again; `kb model export` tries again."""
-    try:
-        return _export(place, progress)
-    except ExportRefused as exc:
-        place.folder.mkdir(parents=True, exist_ok=True)
-        _write_json(place.folder / REFUSED, {"format": EXPORT_FORMAT, "model": place.model, "reason": str(exc)})
-        raise
+    One exporter at a time per model (a lock file beside the folder): a second process that
+    asked meanwhile finds the export made and uses it. `force` exports again and swaps the new
+    export in. A definite refusal (a prompt, no fast tokenizer, a graph that is not faithful)
+    is written to refused.json with the library versions, so later starts fall back to torch at
+    once; `force`, or other library versions, try again."""
+    place.folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(place.folder.parent / f".{place.folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not force and place.ready():
+            return place.manifest
+        if not force and place.refused:
+            raise ExportRefused(place.refused["reason"])
+        try:
+            return _export(place, progress)
+        except ExportRefused as exc:
+            refusal = {"format": EXPORT_FORMAT, "model": place.model, "reason": str(exc),
+                       "versions": library_versions()}
+            if not place.ready():  # a refused --force leaves a working export alone
+                place.folder.mkdir(parents=True, exist_ok=True)
+                write_json(place.folder / REFUSED, refusal)
+            raise
 
 
 def _export(place: ExportPlace, progress) -> dict:
@@ -96,6 +110,7 @@ def _export(place: ExportPlace, progress) -> dict:
     parent = place.folder.parent
     parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=parent))
+    work.chmod(0o755)  # mkdtemp's 0700 would keep a server running as another user out
     try:
         progress(f"exporting {place.model} to ONNX (once per model; verified against torch)")
         dynamic = {name: {0: "batch", 1: "tokens"} for name in inputs}
@@ -107,6 +122,8 @@ def _export(place: ExportPlace, progress) -> dict:
                 torch.onnx.export(Graph(model).eval(), tuple(probe[name] for name in inputs), str(work / "model.onnx"),
                                   input_names=list(inputs), output_names=["embedding"], dynamic_axes=dynamic,
                                   opset_version=OPSET, dynamo=False)
+        except (OSError, MemoryError):
+            raise  # the machine's trouble (disk, memory), not the model's: nothing is recorded
         except Exception as exc:  # tracing fails in many ways for unusual modules
             raise ExportRefused(f"{place.model} could not be exported to ONNX: {type(exc).__name__}: {exc}") from None
         (work / "tokenizer.json").write_text(backend.to_str())
@@ -115,13 +132,12 @@ def _export(place: ExportPlace, progress) -> dict:
             "content_hash": place.folder.name.removeprefix("onnx-"),
             "dim": int((getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)()), "max_seq_length": int(model.max_seq_length),
             "inputs": list(inputs), "opset": OPSET, "min_cosine": None,
-            "versions": {name: _version(name) for name in
-                         ("torch", "transformers", "sentence-transformers", "onnxruntime", "tokenizers")},
+            "versions": library_versions(),
         }
-        _write_json(work / MANIFEST, manifest)
-        manifest["min_cosine"] = verify(model, work)
+        write_json(work / MANIFEST, manifest)
+        manifest["min_cosine"] = verify(model, work, place.model)
         manifest["seconds"] = round(time.perf_counter() - started, 1)
-        _write_json(work / MANIFEST, manifest)
+        write_json(work / MANIFEST, manifest)
         _install(work, place.folder)
         progress(f"exported to {place.folder} (cosine to torch >= {manifest['min_cosine']:.7f})")
         return manifest
@@ -129,7 +145,7 @@ def _export(place: ExportPlace, progress) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def verify(model, folder: Path) -> float:
+def verify(model, folder: Path, name: str) -> float:
     """The lowest cosine between torch's and the export's vectors, one text at a time and batched
     (the ONNX side through `OnnxEncoder`, the very code that serves queries)."""
     from .onnx_encoder import OnnxEncoder
@@ -141,32 +157,19 @@ def verify(model, folder: Path) -> float:
     batched = encoder.encode(texts)
     low = float(min((reference * one_by_one).sum(axis=1).min(), (reference * batched).sum(axis=1).min()))
     if not low >= MIN_COSINE:
-        raise ExportRefused(f"the ONNX export of {model} disagrees with torch (cosine {low:.6f} < {MIN_COSINE});"
+        raise ExportRefused(f"the ONNX export of {name} disagrees with torch (cosine {low:.6f} < {MIN_COSINE});"
                             " its queries go through torch")
     return low
 
 
 def _install(work: Path, folder: Path) -> None:
-    """Move the finished export into place; a concurrent exporter that finished first wins."""
+    """Swap the finished export in (the caller holds the model's export lock): whatever was there
+    (an older export, a refusal) is moved aside and removed."""
     stale = folder.with_name(f".{folder.name}.old-{os.getpid()}")
     if folder.exists():
-        if ExportPlace("", folder, folder).ready():
-            return  # another process installed the same export meanwhile
-        folder.rename(stale)  # a refused.json or an export of an older format
-    try:
-        work.rename(folder)
-    except OSError:
-        pass  # another process installed the same export meanwhile
+        folder.rename(stale)
+    work.rename(folder)
     shutil.rmtree(stale, ignore_errors=True)
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "-"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         if place is None:
             raise ExportRefused(f"{args.model} is not a local folder; its queries go through torch")
         export(place, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except (OSError, MemoryError) as exc:  # a full disk or too little memory: not the model's fault
+        print(f"error: exporting {args.model} to ONNX failed: {exc}", file=sys.stderr)
+        return 1
     except KbError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

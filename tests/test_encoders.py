@@ -153,6 +153,46 @@ def test_a_model_with_a_prompt_is_refused_by_the_export_child_and_served_by_torc
     assert export_place(str(source), tmp_path / "cache").refused
 
 
+def test_two_processes_exporting_at_once_make_one_export_and_force_swaps_in_a_new_one(tmp_path):
+    """Two servers started together on an empty cache: one exports, the other waits and uses it."""
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    from kb import onnx_export
+
+    cache = tmp_path / "cache"
+    children = [subprocess.Popen([sys.executable, "-m", "kb.onnx_export", DEFAULT_MODEL, str(cache)],
+                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [child.communicate(timeout=600)[1] for child in children]
+    assert [child.returncode for child in children] == [0, 0], outputs
+    assert sum("exporting" in out for out in outputs) == 1  # the second found the first one's export
+    place = export_place(DEFAULT_MODEL, cache)
+    assert place.ready() and place.manifest["min_cosine"] >= 0.9999
+    assert sorted(p.name for p in cache.iterdir() if not p.name.startswith(".")) == [place.folder.name]
+    assert not [p for p in cache.iterdir() if p.name.startswith((".export-", f".{place.folder.name}.old"))]
+    assert stat.S_IMODE(os.stat(place.folder).st_mode) == 0o755  # readable by a server running as another user
+    before = (place.folder / "model.onnx").stat().st_mtime_ns
+    onnx_export.export(place, force=True, progress=lambda line: None)
+    assert place.ready() and (place.folder / "model.onnx").stat().st_mtime_ns != before
+    fresh = Embedder(DEFAULT_MODEL, cache_dir=cache)
+    assert fresh.describe()["query_encoder"] == "onnx" and fresh.encode_query("carers").shape == (384,)
+
+
+def test_a_broken_export_falls_back_to_torch_instead_of_failing_every_search(tmp_path, caplog, model):
+    place = export_place(DEFAULT_MODEL, tmp_path / "cache")
+    shutil.copytree(export_place(DEFAULT_MODEL, Settings.from_env().model_cache_dir).folder, place.folder)
+    (place.folder / "model.onnx").write_bytes(b"not a model")  # a truncated copy, a full disk...
+    assert place.ready()
+    embedder = Embedder(DEFAULT_MODEL, cache_dir=tmp_path / "cache")
+    with caplog.at_level(logging.WARNING, logger="kb.embed"):
+        assert embedder.encode_query("volunteers").shape == (384,)
+        assert embedder.encode_query("carers").shape == (384,)
+    assert embedder.describe()["query_encoder"] == "torch (fallback)" and len(caplog.records) == 1
+    assert "cannot load ONNX model" in embedder.describe()["fallback_reason"]
+
+
 @pytest.mark.parametrize("name", ["query_encoder", "batch_encoder"])
 def test_an_unknown_encoder_is_a_clear_error(name):
     with pytest.raises(ConfigError, match=f"{name} must be onnx or torch"):

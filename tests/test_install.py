@@ -43,6 +43,16 @@ def test_this_environment_holds_the_locked_version(name):
     assert installed == LOCKED[name]
 
 
+BENCH = {canonicalize_name(name): Version(pinned) for name, pinned in re.findall(
+    r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", (ROOT / "requirements-bench.lock").read_text(), re.M)}
+
+
+def test_the_bench_lock_adds_txtai_and_changes_no_pin_of_the_main_lock():
+    assert {name: BENCH.get(name) for name in LOCKED} == LOCKED
+    for requirement in map(Requirement, PROJECT["optional-dependencies"]["bench"]):
+        assert requirement.specifier.contains(BENCH[canonicalize_name(requirement.name)], prereleases=True)
+
+
 def test_the_lock_holds_no_direct_dependency_that_pyproject_dropped():
     entries = re.split(r"\n(?=[A-Za-z0-9])", LOCK_TEXT)
     direct_in_lock = {canonicalize_name(e.split("==")[0]) for e in entries if "kb (pyproject.toml)" in e}
