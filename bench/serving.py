@@ -95,6 +95,7 @@ def run(config: Config, work: Path) -> dict:
     from .server import Server, load
 
     began = time.perf_counter()
+    work.mkdir(parents=True, exist_ok=True)
     cache = Path(os.environ.get("KB_MODEL_CACHE") or work / "models")
     shared = {"KB_MODEL_CACHE": str(cache)}  # every server and child process uses one export
     results = Results(asdict(config), machine())
