@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -119,12 +120,16 @@ class Accounts:
                 raise TooManyAttempts(f"too many failed sign-ins; try again in {int(wait) + 1} seconds")
 
 
-_DUMMY = generate_password_hash("not a real password")
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to check unknown names against; made when first needed (scrypt costs about 0.15 s,
+    which every process start paid at import)."""
+    return generate_password_hash("not a real password")
 
 
 def _burn(password: str) -> bool:
     """Spend the same time on an unknown account as on a known one, so names cannot be probed."""
-    check_password_hash(_DUMMY, password or "")
+    check_password_hash(_dummy_hash(), password or "")
     return False
 
 

@@ -61,6 +61,20 @@ def word_triples(text: str) -> set[tuple[str, ...]]:
     return set(zip(words, words[1:], words[2:]))
 
 
+_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F], dtype=np.uint64)  # odd 64-bit mixers
+
+
+def triple_hashes(text: str) -> np.ndarray:
+    """`word_triples(text)` as sorted distinct 64-bit hashes, for counting shared shingles: per-word
+    hashes combined by numpy, about three times cheaper than building and hashing the tuples."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    if len(words) < 3:  # a text of one or two words is one shingle, which no triple can equal
+        return np.asarray([hash(tuple(words))], dtype=np.int64) if words else np.zeros(0, dtype=np.int64)
+    h = np.fromiter(map(hash, words), dtype=np.int64, count=len(words)).view(np.uint64)
+    mixed = h[:-2] * _MIX[0] + (h[1:-1] * _MIX[1] ^ h[2:])  # wraps modulo 2**64, as hashes should
+    return np.unique(mixed.view(np.int64))
+
+
 class TripleCache:
     """Each passage's word 3-shingles as a sorted array of 64-bit hashes, remembered by a digest
     of the passage's own text (content-addressed, so safe to share), least recently used dropped."""
@@ -71,19 +85,23 @@ class TripleCache:
         self._lock = threading.Lock()
 
     def get(self, text: str) -> np.ndarray:
-        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        return self.get_many([text])[0]
+
+    def get_many(self, texts: list[str]) -> list[np.ndarray]:
+        """The shingle hashes of each text, computing only those not remembered (one lock each way)."""
+        keys = [hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=16).digest() for t in texts]
         with self._lock:
-            hit = self._items.get(key)
-            if hit is not None:
-                self._items.move_to_end(key)
-                return hit
-        grams = np.fromiter(map(hash, word_triples(text)), dtype=np.int64)
-        grams.sort()
-        with self._lock:
-            self._items[key] = grams
-            if len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return grams
+            found = [self._items.get(key) for key in keys]
+            for key, hit in zip(keys, found):
+                if hit is not None:
+                    self._items.move_to_end(key)
+        fresh = {key: triple_hashes(text) for key, text, hit in zip(keys, texts, found) if hit is None}
+        if fresh:
+            with self._lock:
+                self._items.update(fresh)
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        return [hit if hit is not None else fresh[key] for key, hit in zip(keys, found)]
 
 
 TRIPLES = TripleCache()

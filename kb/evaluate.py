@@ -99,7 +99,7 @@ def build(settings: Settings, data: EvalSet, fresh: bool = False, progress: Prog
     done = folder / "complete"
     if fresh and folder.exists():
         shutil.rmtree(folder)
-    kb = KnowledgeBase.open(replace(settings, data_dir=folder), embedder)
+    kb = KnowledgeBase.open(replace(settings, data_dir=folder, model_cache=settings.model_cache_dir), embedder)
     if done.exists():
         return kb
     total = len(data.corpus)

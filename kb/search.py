@@ -207,17 +207,19 @@ def fold(ranked: list) -> list[tuple]:
     sparse product over cached shingle hashes.
     """
     rows = [row for row, _ in ranked]
-    grams = [dedup.TRIPLES.get(row["text"]) for row in rows]
-    common = dedup.shared_counts(grams)
+    common = dedup.shared_counts(dedup.TRIPLES.get_many([row["text"] for row in rows]))
     sizes = np.diagonal(common)
     docs = np.asarray([row["doc_id"] for row in rows])
     with np.errstate(divide="ignore", invalid="ignore"):
         overlap = common / (sizes[:, None] + sizes[None, :] - common)
+    # which better-ranked hits of another document each hit overlaps enough (most have none)
+    close = np.tril((overlap >= FOLD_OVERLAP) & (docs[:, None] != docs[None, :]), k=-1)
+    maybe = close.any(axis=1)
     kept_mask = np.zeros(len(rows), dtype=bool)
     into: dict[int, int] = {}  # row index -> index in `kept`
     kept: list[tuple] = []
     for j, (row, score) in enumerate(ranked):
-        near = np.flatnonzero(kept_mask[:j] & (docs[:j] != docs[j]) & (overlap[j, :j] >= FOLD_OVERLAP))
+        near = np.flatnonzero(kept_mask[:j] & close[j, :j]) if maybe[j] else ()
         if len(near):
             best = near[np.argmax(common[j, near])]  # most shared; the better-ranked on a tie
             also = kept[into[int(best)]][2]

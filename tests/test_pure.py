@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -139,3 +140,10 @@ def test_fold_joins_a_passage_published_twice_and_keeps_one_documents_own_repeat
 @given(st.text(max_size=80))
 def test_query_time_shingles_match_the_stored_definition(text):
     assert dedup.word_triples(text) == {tuple(g.split(" ")) for g in dedup.shingles(text, 3)}
+
+
+@given(st.text(max_size=80), st.text(max_size=80))
+def test_shingle_hashes_count_what_the_shingle_sets_share(a, b):
+    ha, hb = dedup.triple_hashes(a), dedup.triple_hashes(b)
+    assert len(ha) == len(dedup.word_triples(a)) and list(ha) == sorted(ha)
+    assert len(np.intersect1d(ha, hb)) == len(dedup.word_triples(a) & dedup.word_triples(b))
