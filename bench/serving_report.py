@@ -108,7 +108,8 @@ def render(r: dict) -> str:
                 a, b = r["eval"][f"{name} torch"], r["eval"][f"{name} onnx"]
                 rows.append([f"`kb eval` {name}, hybrid nDCG@10", f"{a:.4f}", f"{b:.4f}", f"{b - a:+.4f}"])
         out.append("Each side embedded the collection and answered the queries with its own encoders, in its own "
-                   "data folder:\n\n" + _table(["", "torch", "onnx", "difference"], rows))
+                   "data folder" + (f" ({r['eval_note']})" if r.get("eval_note") else "") + ":\n\n"
+                   + _table(["", "torch", "onnx", "difference"], rows))
     out.append(END)
     return "\n".join(out) + "\n"
 
