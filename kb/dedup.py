@@ -16,6 +16,7 @@ PERMUTATIONS = 64
 BANDS = 16  # 16 bands of 4 rows: pairs above ~0.5 Jaccard almost always share a band
 NEAR_DUPLICATE = 0.6
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_ASCII_WORD = re.compile(r"[a-z0-9]+")  # _WORD on lowered ASCII text, twice as fast
 _rng = np.random.default_rng(20200124)
 _SALTS = _rng.integers(1, 2**63 - 1, size=PERMUTATIONS, dtype=np.uint64)
 _MULTS = _rng.integers(1, 2**63 - 1, size=PERMUTATIONS, dtype=np.uint64) | np.uint64(1)
@@ -65,14 +66,36 @@ _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F], dtype=np.uint64)  # od
 
 
 def triple_hashes(text: str) -> np.ndarray:
-    """`word_triples(text)` as sorted distinct 64-bit hashes, for counting shared shingles: per-word
-    hashes combined by numpy, about three times cheaper than building and hashing the tuples."""
-    words = [w.lower() for w in _WORD.findall(text)]
-    if len(words) < 3:  # a text of one or two words is one shingle, which no triple can equal
-        return np.asarray([hash(tuple(words))], dtype=np.int64) if words else np.zeros(0, dtype=np.int64)
-    h = np.fromiter(map(hash, words), dtype=np.int64, count=len(words)).view(np.uint64)
-    mixed = h[:-2] * _MIX[0] + (h[1:-1] * _MIX[1] ^ h[2:])  # wraps modulo 2**64, as hashes should
-    return np.unique(mixed.view(np.int64))
+    """`word_triples(text)` as sorted distinct 64-bit hashes, for counting shared shingles."""
+    return triple_hashes_many([text])[0]
+
+
+def triple_hashes_many(texts: list[str]) -> list[np.ndarray]:
+    """`triple_hashes` of many texts at once: per-word hashes combined by numpy over all the texts
+    together (a few array operations per call, not per text), several times cheaper than building
+    and hashing each text's tuples."""
+    # ASCII text lowers the same whole as word by word (elsewhere "İ".lower() is two characters)
+    words = [_ASCII_WORD.findall(t.lower()) if t.isascii() else [w.lower() for w in _WORD.findall(t)] for t in texts]
+    counts = np.fromiter(map(len, words), dtype=np.int64, count=len(texts))
+    h = np.fromiter((hash(w) for ws in words for w in ws), dtype=np.int64, count=int(counts.sum())).view(np.uint64)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+    owner = np.repeat(np.arange(len(texts)), counts)
+    # a triple starting at i belongs to one text when i + 2 is still in it
+    valid = np.flatnonzero(np.arange(len(h) - 2) + 2 < (starts + counts)[owner[:-2]]) if len(h) > 2 else \
+        np.zeros(0, dtype=np.int64)
+    mixed = (h[valid] * _MIX[0] + (h[valid + 1] * _MIX[1] ^ h[valid + 2])).view(np.int64)  # wraps mod 2**64
+    owners = owner[valid]
+    order = np.lexsort((mixed, owners))
+    mixed, owners = mixed[order], owners[order]
+    fresh = np.ones(len(mixed), dtype=bool)
+    fresh[1:] = (mixed[1:] != mixed[:-1]) | (owners[1:] != owners[:-1])
+    mixed, owners = mixed[fresh], owners[fresh]
+    bounds = np.searchsorted(owners, np.arange(len(texts) + 1))
+    out = [mixed[bounds[n]:bounds[n + 1]] for n in range(len(texts))]
+    for n, ws in enumerate(words):
+        if 0 < len(ws) < 3:  # a text of one or two words is one shingle, which no triple can equal
+            out[n] = np.asarray([hash(tuple(ws))], dtype=np.int64)
+    return out
 
 
 class TripleCache:
@@ -95,7 +118,8 @@ class TripleCache:
             for key, hit in zip(keys, found):
                 if hit is not None:
                     self._items.move_to_end(key)
-        fresh = {key: triple_hashes(text) for key, text, hit in zip(keys, texts, found) if hit is None}
+        missing = [(key, text) for key, text, hit in zip(keys, texts, found) if hit is None]
+        fresh = dict(zip((key for key, _ in missing), triple_hashes_many([text for _, text in missing])))
         if fresh:
             with self._lock:
                 self._items.update(fresh)

@@ -154,6 +154,7 @@ class Embedder:
         if not place.ready() and not place.refused:
             # a child process exports, so that torch never enters this one
             _offline()
+            log.warning("exporting %s to ONNX Runtime once, verified against torch (about 20 s)", self.model_id)
             try:
                 done = subprocess.run([sys.executable, "-m", "kb.onnx_export", self.model_id, str(self.cache_dir)],
                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -147,3 +147,8 @@ def test_shingle_hashes_count_what_the_shingle_sets_share(a, b):
     ha, hb = dedup.triple_hashes(a), dedup.triple_hashes(b)
     assert len(ha) == len(dedup.word_triples(a)) and list(ha) == sorted(ha)
     assert len(np.intersect1d(ha, hb)) == len(dedup.word_triples(a) & dedup.word_triples(b))
+
+
+@given(st.lists(st.text(max_size=60), max_size=6))
+def test_shingle_hashes_of_many_texts_are_each_texts_own(texts):
+    assert [list(h) for h in dedup.triple_hashes_many(texts)] == [list(dedup.triple_hashes(t)) for t in texts]
