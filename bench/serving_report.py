@@ -100,6 +100,10 @@ def render(r: dict) -> str:
             rows.append([key, f"{before:.1f}", f"{after:.1f}"])
     rows.append([f"peak RSS at {list(r['chunks'])[0]}, MB", f"{r['rss']['torch']:,.0f}", f"{r['rss']['onnx']:,.0f}"])
     out.append(_table(["", "before (torch)", "after (onnx)"], rows))
+    out.append("Peak RSS (VmHWM) counts the database pages each SQLite connection reads through its memory map "
+               "(`PRAGMA mmap_size`), once per connection (the server has one per request thread): that is the "
+               "kernel's shared page cache, not memory of the process's own. Before kb read through a memory map, "
+               "the same measurement gave 595 MB on torch and 268 MB on ONNX Runtime.\n")
     if r["eval"]:
         out.append("### Retrieval quality is unchanged\n")
         rows = []
