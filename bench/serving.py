@@ -92,6 +92,7 @@ def run(config: Config, work: Path) -> dict:
     from . import data, latency, synth
     from .common import Latency, machine
     from .run import Queries, collection_arrays, http_single
+    from .run import _plain as plain_data
     from .server import Server, load
 
     began = time.perf_counter()
@@ -214,7 +215,7 @@ def run(config: Config, work: Path) -> dict:
                                       env={**os.environ, **SIDES[side], **shared}, check=True)
                 results.eval[f"{name} {side}"] = json.loads(done.stdout.strip().splitlines()[-1])["ndcg@10"]
     results.minutes = (time.perf_counter() - began) / 60
-    return _plain(asdict(results))
+    return plain_data(asdict(results))
 
 
 def _search(searcher, kbase, mode: str):
@@ -244,24 +245,6 @@ def batch_side(side: str, source: Path) -> float:
     started = time.perf_counter()
     encoder.encode(texts)
     return len(texts) / (time.perf_counter() - started)
-
-
-def _plain(value):
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, np.generic):
-        return value.item()
-    if hasattr(value, "_asdict"):
-        return _plain(value._asdict())
-    if hasattr(value, "__dataclass_fields__"):
-        return _plain(asdict(value))
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
