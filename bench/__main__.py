@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -97,15 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         results = json.loads(args.render.read_text(encoding="utf-8"))
     else:
+        from .common import in_scratch
         from .run import run
 
-        work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-run-"))
-        work.mkdir(parents=True, exist_ok=True)
-        try:
-            results = run(config, work)
-        finally:
-            if not args.work:
-                shutil.rmtree(work, ignore_errors=True)
+        results = in_scratch(args.work, "bench-run-", lambda work: run(config, work))
         saved = config.out.with_suffix(".json")  # beside the report: `--render` writes it again
         saved.parent.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps(results, indent=1), encoding="utf-8")

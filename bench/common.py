@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import sqlite3
+import tempfile
 import time
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Callable
 
 from kb.metrics import percentile
@@ -71,6 +74,17 @@ def interleaved(rounds: int, runs: dict[str, Callable[[], float]],
             if r < limits.get(name, rounds):
                 out[name].append(runs[name]())
     return out
+
+
+def in_scratch(work: Path | None, prefix: str, job: Callable[[Path], dict]) -> dict:
+    """`job(folder)` in `work`, or in a temporary folder removed afterwards."""
+    folder = Path(work) if work else Path(tempfile.mkdtemp(prefix=prefix))
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return job(folder)
+    finally:
+        if not work:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class Clock:

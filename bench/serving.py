@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -150,7 +149,6 @@ def run(config: Config, work: Path) -> dict:
         kbs = {side: KnowledgeBase.open(Settings(data_dir=folder, model_cache=cache), sides[side]) for side in SIDES}
         ids, vectors, _ = collection_arrays(folder, sides["onnx"])
         results.chunks[label] = len(ids)
-        exact = latency.exact_index(ids, vectors)
         from kb.search import Searcher
 
         runs = {}
@@ -159,11 +157,11 @@ def run(config: Config, work: Path) -> dict:
             searcher = Searcher(kbase)
             for mode in ("hybrid", "dense"):
                 runs[f"kb {mode}, {side}"] = _search(searcher, kbase, mode)
-        runs[RAW] = lambda q: exact.search(raw(q)[None], 10)
+        runs[RAW] = partial(_raw_search, latency.exact_index(ids, vectors), raw)
         results.inprocess[label] = latency.measure(runs, queries.take(config.queries))
         for kbase in kbs.values():
             kbase.close()
-        del exact, vectors
+        del runs, vectors  # the exact index goes with the raw pipeline's closure
     del raw_model
 
     large = collections[-1][1]
@@ -227,6 +225,10 @@ def _search(searcher, kbase, mode: str):
     return run
 
 
+def _raw_search(exact, encode, query: str):
+    return exact.search(encode(query)[None], 10)
+
+
 def torch_mapped(pid: int) -> bool:
     try:
         maps = Path(f"/proc/{pid}/maps").read_text()
@@ -273,13 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         results = json.loads(args.render.read_text())
     else:
-        work = args.work or Path(tempfile.mkdtemp(prefix="bench-serving-"))
-        work.mkdir(parents=True, exist_ok=True)
-        try:
-            results = run(config, work)
-        finally:
-            if not args.work:
-                shutil.rmtree(work, ignore_errors=True)
+        from .common import in_scratch
+
+        results = in_scratch(args.work, "bench-serving-", lambda work: run(config, work))
         saved.parent.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps(results, indent=1))
     config.out.parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .model_files import export_place, resolve_model
-from .settings import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, ENCODERS, Settings
+from .settings import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, Settings
 
 log = logging.getLogger(__name__)
 EXPORT_TIMEOUT = 900  # seconds; the bundled model exports and verifies in about 20 s here
@@ -108,9 +108,6 @@ class Embedder:
     def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = DEFAULT_BATCH_SIZE, query_cache: int = 1024,
                  *, cache_dir: str | Path, query_encoder: str = "onnx", batch_encoder: str = "onnx",
                  query_threads: int = 1):
-        for kind in (query_encoder, batch_encoder):
-            if kind not in ENCODERS:
-                raise ConfigError(f"an encoder is one of {', '.join(ENCODERS)}, not {kind!r}")
         self.model_id = model
         self.batch_size = batch_size
         self.query_kind, self.batch_kind = query_encoder, batch_encoder
@@ -236,8 +233,9 @@ class Embedder:
         return tokens.count(text) if tokens is not None else self._torch_encoder().count_tokens(text)
 
     def _token_counter(self):
-        """The model's tokenizer.json, read once: the model folder's own, else the ONNX export's
-        (a fast tokenizer saved at export); None when only torch's tokenizer will do."""
+        """The model's tokenizer.json, read once: the loaded ONNX encoder's, else the model
+        folder's own, else the export's (a fast tokenizer saved at export); None when only torch's
+        tokenizer will do."""
         if self._tokens is None:
             with self._tokens_lock:
                 if self._tokens is None:
@@ -247,6 +245,8 @@ class Embedder:
     def _load_tokens(self):
         from .onnx_encoder import Tokens
 
+        if self._onnx is not None:  # already read (a server warms its query encoder first)
+            return self._onnx.tokens
         folder = Path(resolve_model(self.model_id))
         if (folder / "tokenizer.json").is_file():
             # truncation is never used for counting, so the length given here does not matter
