@@ -39,7 +39,7 @@ class Server:
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         started = time.perf_counter()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "kb.cli", "--data", str(self.data_dir), "serve", "--host", HOST,
+            [sys.executable, "-m", "cli", "--data", str(self.data_dir), "serve", "--host", HOST,
              "--port", str(self.port), "--threads", str(self.threads)],
             stdout=out, stderr=subprocess.STDOUT, env=self.env)
         deadline = started + timeout

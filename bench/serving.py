@@ -208,7 +208,7 @@ def run(config: Config, work: Path) -> dict:
                 continue
             for side in SIDES:
                 log(f"kb eval {name}, {side}")
-                done = subprocess.run([sys.executable, "-m", "kb.cli", "--data", str(work / f"eval-{side}"), "eval",
+                done = subprocess.run([sys.executable, "-m", "cli", "--data", str(work / f"eval-{side}"), "eval",
                                        str(folder), "--json"], capture_output=True, text=True, cwd=ROOT,
                                       env={**os.environ, **SIDES[side], **shared}, check=True)
                 results.eval[f"{name} {side}"] = json.loads(done.stdout.strip().splitlines()[-1])["ndcg@10"]

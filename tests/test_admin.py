@@ -10,7 +10,7 @@ import pytest
 from conftest import make_pdf
 from ingest.pipeline import ingest_paths
 from kb.accounts import Accounts
-from kb.cli import main
+from cli import main
 from kb.collection import KnowledgeBase
 from kb.models import DocMeta
 from kb.settings import Settings

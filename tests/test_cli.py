@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import SHARED, encrypted_pdf, make_docx, make_pdf
-from kb.cli import main
+from cli import main
 
 pytestmark = pytest.mark.model
 

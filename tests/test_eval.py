@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT, SHARED
 from kb import metrics
-from kb.cli import main
+from cli import main
 
 RANKED = ["d1", "d2", "d3", "d4"]
 QRELS = {"d2": 2, "d3": 0, "d4": 1, "d9": 3}

@@ -18,7 +18,7 @@ import pytest
 from conftest import FakeEmbedder, encrypted_pdf, make_docx, make_pdf, scanned_pdf
 from ingest.isolate import GRACE_SECONDS
 from ingest.pipeline import ingest_paths
-from kb.cli import main
+from cli import main
 from kb.collection import KnowledgeBase
 from kb.settings import Settings
 

@@ -351,7 +351,7 @@ def test_searches_succeed_while_another_process_writes(live, launcher, tmp_path)
     incoming = new_folder(tmp_path, "incoming", 16, "Zanzibar orchestra rehearsal")
     queued = new_folder(tmp_path, "queued", 3, "Quokka lantern festival")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    writer = subprocess.Popen([sys.executable, "-m", "kb.cli", "--data", str(data), "ingest", str(incoming)],
+    writer = subprocess.Popen([sys.executable, "-m", "cli", "--data", str(data), "ingest", str(incoming)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
     http, failures, stop = Counter(), [], threading.Event()
 

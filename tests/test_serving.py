@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CORPUS, ROOT, make_pdf
-from kb.cli import main as kb
+from cli import main as kb
 
 pytestmark = pytest.mark.model
 TORCH_MODULES = ("torch", "transformers", "sentence_transformers")
@@ -31,7 +31,7 @@ def data_dir(tmp_path_factory, model) -> Path:
     """The sample corpus ingested through the CLI, with a curator account."""
     data = tmp_path_factory.mktemp("serving") / "data"
     assert kb(["--data", str(data), "ingest", str(CORPUS)]) == 0
-    done = subprocess.run([sys.executable, "-m", "kb.cli", "--data", str(data), "user", "add", "cur", "--role",
+    done = subprocess.run([sys.executable, "-m", "cli", "--data", str(data), "user", "add", "cur", "--role",
                            "curator", "--password-stdin"], input=PASSWORD + "\n", text=True, capture_output=True)
     assert done.returncode == 0, done.stderr
     return data
@@ -42,7 +42,7 @@ def test_search_pages_and_read_commands_import_no_torch(data_dir):
     then lists what it imported."""
     script = f"""
 import json, sys
-from kb.cli import main
+from cli import main
 from kb.settings import Settings
 from web import create_app
 data = {str(data_dir)!r}
@@ -109,7 +109,7 @@ def server(data_dir):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     log = open(data_dir.parent / "serve.log", "wb")  # a file, never a pipe nobody reads
-    process = subprocess.Popen([sys.executable, "-m", "kb.cli", "--data", str(data_dir), "serve", "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "cli", "--data", str(data_dir), "serve", "--port", str(port)],
                                stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120

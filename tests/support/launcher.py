@@ -1,9 +1,9 @@
 """A fork server for the reliability tests: runs `kb` CLI commands as real, killable processes.
 
-Starting `python -m kb.cli` costs about a second of imports, too slow to kill dozens of ingests. This
+Starting `python -m cli` costs about a second of imports, too slow to kill dozens of ingests. This
 server imports kb, the loaders and the encoder's libraries once (it loads no model, opens no
 database and starts no threads, so forking is safe), then forks one child per command; the
-child calls `kb.cli.main(argv)` exactly as `python -m kb.cli` does. With a trace file, the child
+child calls `cli.main(argv)` exactly as `python -m cli` does. With a trace file, the child
 appends a line `<monotonic time> <phase>` as it enters each phase of a write, so a test can kill
 it inside a chosen phase and know afterwards where it really died. The tests start it with
 OMP_NUM_THREADS=1: several processes share few cores, and encoder threads would only contend.
@@ -28,7 +28,7 @@ import onnxruntime  # noqa: E402,F401  (imported here so that children start fas
 import tokenizers  # noqa: E402,F401
 
 import ingest.pipeline  # noqa: E402
-from kb import cli  # noqa: E402
+import cli  # noqa: E402
 from kb.collection import KnowledgeBase  # noqa: E402
 from kb.embed import Embedder  # noqa: E402
 from kb.index import VectorIndex  # noqa: E402

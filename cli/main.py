@@ -12,9 +12,9 @@ import re
 import sys
 from pathlib import Path
 
-from .errors import BadRequest, ConfigError, KbError, NotFound
-from .models import VISIBILITIES, DocMeta, Filters
-from .settings import Settings
+from kb.errors import BadRequest, ConfigError, KbError, NotFound
+from kb.models import VISIBILITIES, DocMeta, Filters
+from kb.settings import Settings
 
 SEARCH_MODES = ("hybrid", "dense", "keyword")
 
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 def _open(settings: Settings, existing: bool = False):
     """The knowledge base in the data folder; `existing` refuses to start an empty one (a mistyped
     --data would otherwise search nothing and say so quietly)."""
-    from .collection import KnowledgeBase
+    from kb.collection import KnowledgeBase
 
     if existing and not (Path(settings.data_dir) / "kb.sqlite3").exists():
         raise NotFound(f"no knowledge base in {settings.data_dir}: check --data, or add documents with kb ingest")
@@ -154,7 +154,7 @@ def cmd_ingest(settings: Settings, args) -> int:
 
 
 def cmd_search(settings: Settings, args) -> int:
-    from .search import Searcher
+    from kb.search import Searcher
 
     from datetime import date
 
@@ -230,7 +230,7 @@ def cmd_stats(settings: Settings, args) -> int:
 
 
 def cmd_eval(settings: Settings, args) -> int:
-    from . import evaluate
+    from kb import evaluate
 
     data = evaluate.read_beir(args.folder)
     bars: dict = {}
@@ -263,7 +263,7 @@ def cmd_eval(settings: Settings, args) -> int:
 
 
 def cmd_themes(settings: Settings, args) -> int:
-    from . import themes
+    from kb import themes
 
     kb = _open(settings, existing=True)
     with kb.writing():
@@ -277,9 +277,9 @@ def cmd_themes(settings: Settings, args) -> int:
 
 
 def cmd_user(settings: Settings, args) -> int:
-    from .accounts import Accounts
-    from .audit import record
-    from .store import Store
+    from kb.accounts import Accounts
+    from kb.audit import record
+    from kb.store import Store
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.data_dir / "kb.sqlite3")
@@ -309,10 +309,10 @@ def cmd_user(settings: Settings, args) -> int:
 
 
 def cmd_model(settings: Settings, args) -> int:
-    from .model_files import export_place, status
+    from kb.model_files import export_place, status
 
     if args.model_command == "export":
-        from .onnx_export import export
+        from kb.onnx_export import export
 
         place = export_place(settings.model, settings.model_cache_dir)
         if place is None:
