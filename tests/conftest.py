@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +151,31 @@ def corpus_app(corpus_kb):
 @pytest.fixture
 def client(corpus_app):
     return corpus_app.test_client()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throwaway PostgreSQL 18 server with pgvector for the whole run (tests/support/postgres.py):
+    127.0.0.1 on a free port, trust auth, run as the `postgres` user when the tests run as root."""
+    from support.postgres import PostgresServer, PostgresUnavailable
+
+    try:
+        server = PostgresServer()
+    except PostgresUnavailable as error:
+        pytest.skip(f"no PostgreSQL binaries: {error}")
+    with server:
+        yield server
+
+
+_postgres_databases = itertools.count(1)
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request):
+    """A fresh, empty database (vector extension already created) for this test alone; its URL,
+    postgresql://postgres@127.0.0.1:PORT/NAME. Dropped afterwards, open connections and all."""
+    slug = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:40]
+    name = f"t{next(_postgres_databases)}_{slug}"
+    url = postgres_server.create_database(name)
+    yield url
+    postgres_server.drop_database(name)
