@@ -99,7 +99,8 @@ def build(data_dir: Path, chunks: int, base: np.ndarray, base_texts: list[str], 
         index_seconds += clock.seconds
     with Clock() as clock:
         index.save(kb.index_dir, store.generation())
-        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with store.db.read() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     store_seconds += clock.seconds
     kb.close()
     return Built(data_dir, chunks, kind, store_seconds, index_seconds, all_ids, all_vectors, all_texts)

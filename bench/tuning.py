@@ -11,10 +11,12 @@ import time
 from pathlib import Path
 
 import torch
+from sqlalchemy.dialects import sqlite
 
 from kb.models import Filters
 from kb.query import fts_match
-from kb.store import filter_sql
+from kb.storage.filters import conditions
+from kb.storage.schema import documents
 
 from .common import Latency, Spread
 from .latency import forget_queries
@@ -147,7 +149,9 @@ WEIGHTS = "bm25(chunks_fts, 1.0, 0.6, 0.8)"
 def fts_shapes(store, queries: list[str], limit: int = 100) -> dict[str, tuple[Latency, float]]:
     """FTS5 query shapes for the keyword side: latency and overlap of the top `limit` with kb's
     own query (1.0 = the same set). Filters are kb's defaults (active, any visibility)."""
-    where, params = filter_sql(Filters())
+    where = str(conditions(Filters(), documents.alias("d")).compile(
+        dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+    params: list = []
     shapes = {
         "kb as shipped (keyword_search without the searcher's admitted ids)": None,
         "FTS5 alone, no join (valid when filters admit every chunk)": lambda m: (
@@ -175,7 +179,9 @@ def fts_shapes(store, queries: list[str], limit: int = 100) -> dict[str, tuple[L
             if shapes[name] is None:
                 ids = [i for i, _ in store.keyword_search(match, Filters(), limit)]
             else:
-                ids = [r[0] for r in store.conn.execute(*shapes[name](match))]
+                with store.db.read() as conn:
+                    sql, args = shapes[name](match)
+                    ids = [r[0] for r in conn.exec_driver_sql(sql, tuple(args))]
             millis[name].append((time.perf_counter() - started) * 1000)
             results[name] = ids
         truth = set(results[names[0]])

@@ -279,7 +279,7 @@ def cmd_themes(settings: Settings, args) -> int:
 def cmd_user(settings: Settings, args) -> int:
     from kb.accounts import Accounts
     from kb.audit import record
-    from kb.store import Store
+    from kb.storage import Store
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.data_dir / "kb.sqlite3")

@@ -7,12 +7,12 @@ import hashlib
 import re
 import secrets
 import time
-from dataclasses import dataclass
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .errors import BadRequest, NotFound, TooManyAttempts
-from .store import Store, now
+from .models import User
+from .storage import Store
 
 ROLES = ("curator", "partner")
 MAX_FREE_FAILURES = 5
@@ -22,20 +22,10 @@ SESSION_SECONDS = 14 * 24 * 3600  # a sign-in lasts two weeks at most
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
 
 
-@dataclass(frozen=True)
-class User:
-    id: int
-    name: str
-    role: str
-    created_at: str
-
-    def visibility(self) -> tuple[str, ...]:
-        return ("public", "partners", "curators") if self.role == "curator" else ("public", "partners")
-
-
 class Accounts:
     def __init__(self, store: Store):
         self.store = store
+        self.rows = store.accounts
 
     def add(self, name: str, role: str, password: str) -> User:
         if not _NAME.match(name or ""):
@@ -44,78 +34,59 @@ class Accounts:
             raise BadRequest(f"role must be one of {', '.join(ROLES)}")
         if len(password or "") < 10:
             raise BadRequest("the password needs at least 10 characters")
-        with self.store.transaction(bump=None) as conn:
-            if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
-                raise BadRequest(f"user {name!r} already exists")
-            conn.execute("INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
-                         (name, role, generate_password_hash(password), now()))
+        if not self.rows.add_user(name, role, generate_password_hash(password)):
+            raise BadRequest(f"user {name!r} already exists")
         return self.get(name)
 
     def get(self, name: str) -> User:
-        row = self.store.conn.execute("SELECT id, name, role, created_at FROM users WHERE name = ?",
-                                      (name,)).fetchone()
-        if row is None:
+        user = self.rows.user(name)
+        if user is None:
             raise NotFound(f"no user {name!r}")
-        return User(**dict(row))
+        return user
 
     def by_id(self, user_id: int) -> User | None:
-        row = self.store.conn.execute("SELECT id, name, role, created_at FROM users WHERE id = ?",
-                                      (user_id,)).fetchone()
-        return User(**dict(row)) if row else None
+        return self.rows.user_by_id(user_id)
 
     def open_session(self, user_id: int) -> str:
         """A new sign-in session; the token goes in the (signed) cookie, only its hash is stored."""
         token = secrets.token_urlsafe(32)
-        with self.store.transaction(bump=None) as conn:
-            conn.execute("DELETE FROM sessions WHERE created_at < ?", (time.time() - SESSION_SECONDS,))
-            conn.execute("INSERT INTO sessions (token_hash, user_id, created_at) VALUES (?, ?, ?)",
-                         (_digest(token), user_id, time.time()))
+        at = time.time()
+        self.rows.open_session(_digest(token), user_id, at, expired_before=at - SESSION_SECONDS)
         return token
 
     def session_user(self, token: str) -> User | None:
         """The user a live session belongs to; None once it was closed, expired or its user removed."""
-        row = self.store.conn.execute(
-            "SELECT u.id, u.name, u.role, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id "
-            "WHERE s.token_hash = ? AND s.created_at >= ?", (_digest(token), time.time() - SESSION_SECONDS)).fetchone()
-        return User(**dict(row)) if row else None
+        return self.rows.session_user(_digest(token), since=time.time() - SESSION_SECONDS)
 
     def close_session(self, token: str) -> None:
-        with self.store.transaction(bump=None) as conn:
-            conn.execute("DELETE FROM sessions WHERE token_hash = ?", (_digest(token),))
+        self.rows.close_session(_digest(token))
 
     def list(self) -> list[User]:
-        return [User(**dict(r)) for r in self.store.conn.execute(
-            "SELECT id, name, role, created_at FROM users ORDER BY name")]
+        return self.rows.users()
 
     def remove(self, name: str) -> None:
-        user = self.get(name)
-        with self.store.transaction(bump=None) as conn:
-            conn.execute("DELETE FROM users WHERE id = ?", (user.id,))
+        self.rows.remove_user(self.get(name).id)
 
     def authenticate(self, name: str, password: str, address: str) -> User | None:
         """The user when the password is right; None when not; TooManyAttempts while locked out."""
         keys = [f"user:{(name or '').lower()}", f"addr:{address}"]
         self._check_lock(keys)
-        row = self.store.conn.execute("SELECT id, password_hash FROM users WHERE name = ?", (name,)).fetchone()
-        ok = check_password_hash(row["password_hash"], password or "") if row else _burn(password)
-        with self.store.transaction(bump=None) as conn:
-            if ok:
-                conn.execute("DELETE FROM login_failures WHERE key = ?", (keys[0],))
-            else:
-                for key in keys:
-                    conn.execute(
-                        "INSERT INTO login_failures (key, failures, last_at) VALUES (?, 1, ?) ON CONFLICT(key) "
-                        "DO UPDATE SET failures = failures + 1, last_at = excluded.last_at", (key, time.time()))
-        return self.by_id(row["id"]) if ok else None
+        found = self.rows.password_hash(name)
+        ok = check_password_hash(found[1], password or "") if found else _burn(password)
+        if ok:
+            self.rows.clear_failures(keys[0])
+            return self.by_id(found[0])
+        self.rows.count_failure(keys, time.time())
+        return None
 
     def _check_lock(self, keys: list[str]) -> None:
         for key in keys:
-            row = self.store.conn.execute("SELECT failures, last_at FROM login_failures WHERE key = ?",
-                                          (key,)).fetchone()
-            if row is None or row["failures"] < MAX_FREE_FAILURES:
+            counted = self.rows.failures(key)
+            if counted is None or counted[0] < MAX_FREE_FAILURES:
                 continue
-            lock = min(BASE_LOCK_SECONDS * 2 ** (row["failures"] - MAX_FREE_FAILURES), MAX_LOCK_SECONDS)
-            wait = row["last_at"] + lock - time.time()
+            failures, last_at = counted
+            lock = min(BASE_LOCK_SECONDS * 2 ** (failures - MAX_FREE_FAILURES), MAX_LOCK_SECONDS)
+            wait = last_at + lock - time.time()
             if wait > 0:
                 raise TooManyAttempts(f"too many failed sign-ins; try again in {int(wait) + 1} seconds")
 

@@ -26,7 +26,7 @@ from .errors import BadRequest, Busy, NotFound
 from .index import VectorIndex
 from .models import VISIBILITIES, DocMeta, Document, Filters, ItemOutcome, NewDocument
 from .settings import Settings
-from .store import Store
+from .storage import Store
 
 Progress = Callable[[int], None]
 ENCODE_CALL = 1024  # texts per encoder call: sorted by length inside it, and progress reported after
@@ -123,14 +123,10 @@ class KnowledgeBase:
 
     def _texts_for_hashes(self, hashes: list[str]) -> dict[str, str]:
         """The embedding input behind each hash, rebuilt as `add_batch` made it."""
-        wanted, out = set(hashes), {}
-        rows = self.store.conn.execute(
-            "SELECT c.text, c.heading, c.text_hash, d.title, d.original_name, d.source "
-            "FROM chunks c JOIN documents d ON d.id = c.doc_id")
-        for text, heading, h, title, original, source in rows:
-            if h in wanted:
-                made_up = title == Path(original or source).stem
-                out[h] = embed_text("" if made_up else title, heading, text)
+        out = {}
+        for h, row in self.store.embedding_sources(hashes).items():
+            made_up = row.title == Path(row.original_name or row.source).stem
+            out[h] = embed_text("" if made_up else row.title, row.heading, row.text)
         return out
 
     def _index_kind(self, count: int) -> str:
@@ -261,8 +257,7 @@ class KnowledgeBase:
 
     def _drop_file(self, stored_path: str | None) -> None:
         """Delete a kept original that no document refers to any more."""
-        if stored_path and not self.store.conn.execute(
-                "SELECT 1 FROM documents WHERE stored_path = ?", (stored_path,)).fetchone():
+        if stored_path and not self.store.file_in_use(stored_path):
             (self.data_dir / stored_path).unlink(missing_ok=True)
 
     def near_duplicate_of(self, body: str, exclude: int | None = None) -> tuple[int | None, float | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 VISIBILITIES = ("public", "partners", "curators")
 DOC_STATUSES = ("active", "retired")
@@ -94,6 +95,41 @@ class Document:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class ChunkRow(NamedTuple):
+    """A stored passage with the fields of its document that search needs."""
+
+    id: int
+    doc_id: int
+    ordinal: int
+    text: str
+    heading: str
+    page: int | None
+    char_start: int
+    char_end: int
+    title: str
+    source: str
+    site: str | None
+    doc_type: str | None
+    published: str | None
+    tags: list[str]
+    dup_of: int | None
+    visibility: str
+    status: str
+
+
+class Passage(NamedTuple):
+    """One chunk of a document, as its page and the API list them."""
+
+    id: int
+    ordinal: int
+    text: str
+    heading: str
+    page: int | None
+    char_start: int
+    char_end: int
+    tokens: int
 
 
 @dataclass
@@ -203,3 +239,43 @@ class NewDocument:
     label: str | None = None  # how reports name it (the path given, the upload's name)
     curated: tuple[str, ...] = ()  # metadata fields a curator set for this version (upload form, CLI flags)
     source_sha: str | None = None  # the hash of the file read from `source`; None for an upload
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+    role: str
+    created_at: str
+
+    def visibility(self) -> tuple[str, ...]:
+        return VISIBILITIES if self.role == "curator" else ("public", "partners")
+
+
+@dataclass
+class Job:
+    """A background job (an upload to load and embed) as curators watch it."""
+
+    id: int
+    kind: str
+    created_by: str
+    original_name: str
+    upload_path: str | None
+    meta: dict
+    status: str
+    progress: int
+    message: str
+    doc_id: int | None
+    duplicate_of: int | None
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: str
+    actor: str
+    action: str
+    target: str
+    detail: str

@@ -95,14 +95,14 @@ class Searcher:
 
     def candidates(self, text: str, filters: Filters, mode: str, depth: int) -> list[tuple[int, float]]:
         """Ranked (chunk id, score) pairs for one query, filters applied inside each retriever."""
-        settings = self.kb.settings
+        settings, index = self.kb.settings, self.kb.index
         dense, keyword, pool, vector, allowed = [], [], [], None, None
         feedback = mode == "hybrid" and settings.feedback_docs > 0
         if mode in ("hybrid", "dense"):
             allowed = self.allowed_ids(filters)
             vector = self.kb.embedder.encode_query(text)
             # with feedback, one search keeps a deeper pool that the moved query re-scores
-            pool = self.kb.index.search(vector, max(depth, FEEDBACK_POOL) if feedback else depth, allowed)
+            pool = index.search(vector, max(depth, FEEDBACK_POOL) if feedback else depth, allowed)
             dense = pool[:depth]
         if mode in ("hybrid", "keyword"):
             match = fts_match(text)
@@ -117,10 +117,10 @@ class Searcher:
             # dense pool again by the moved query; on msmarco the pool held 98% of what a second full
             # search ranks in its top 100 (all of it on hct), with the same nDCG@10, for no second scan
             top = np.asarray([i for i, _ in fused[:settings.feedback_docs]], dtype=np.int64)
-            moved = vector + settings.feedback_weight * self.kb.index.vectors(top).mean(axis=0)
+            moved = vector + settings.feedback_weight * index.vectors(top).mean(axis=0)
             moved /= max(float(np.linalg.norm(moved)), 1e-9)
             ids = np.asarray([i for i, _ in pool], dtype=np.int64)
-            scores = self.kb.index.vectors(ids) @ moved
+            scores = index.vectors(ids) @ moved
             order = np.argsort(-scores, kind="stable")[:depth]
             fused = self._fuse([(int(ids[n]), float(scores[n])) for n in order], keyword)
         if settings.reranker:
@@ -138,7 +138,7 @@ class Searcher:
         depth = self.kb.settings.rerank_depth
         head, tail = fused[:depth], fused[depth:]
         rows = self.kb.store.chunk_rows([i for i, _ in head])
-        pairs = [(i, rows[i]["text"]) for i, _ in head if i in rows]
+        pairs = [(i, rows[i].text) for i, _ in head if i in rows]
         if not pairs:
             return fused
         scores = self.reranker.predict([(text, body) for _, body in pairs])
@@ -164,13 +164,13 @@ class Searcher:
         rows = self.kb.store.chunk_rows([i for i, _ in ranked])
         # a backstop: whatever a retriever returned, nothing retired or hidden from this reader is shown
         rows = {i: row for i, row in rows.items()
-                if row["status"] == "active" and row["visibility"] in filters.visibility}
+                if row.status == "active" and row.visibility in filters.visibility}
         hits = spread(fold([(rows[i], score) for i, score in ranked if i in rows]), PER_DOCUMENT)
         page = hits[offset:offset + k]
         result = [_hit(row, score, also, text) for row, score, also in page]
         best = None
         if hits and mode != "keyword":  # how close the best passage is in meaning, to flag weak matches
-            top = np.asarray([hits[0][0]["id"]], dtype=np.int64)
+            top = np.asarray([hits[0][0].id], dtype=np.int64)
             best = round(float(self.kb.index.vectors(top)[0] @ self.kb.embedder.encode_query(text)), 4)
         return SearchResult(query=text, mode=mode, took_ms=(time.perf_counter() - started) * 1000,
                             hits=result, total=len(hits), facets=facets([row for row, *_ in hits]),
@@ -192,9 +192,9 @@ class Searcher:
         best: dict[int, float] = {}
         for chunk_id, score in found:
             row = rows.get(chunk_id)
-            if row is None or row["doc_id"] in excluded:
+            if row is None or row.doc_id in excluded:
                 continue
-            best[row["doc_id"]] = max(best.get(row["doc_id"], -1.0), score)
+            best[row.doc_id] = max(best.get(row.doc_id, -1.0), score)
         return sorted(best.items(), key=lambda kv: -kv[1])[:k]
 
 
@@ -207,9 +207,9 @@ def fold(ranked: list) -> list[tuple]:
     sparse product over cached shingle hashes.
     """
     rows = [row for row, _ in ranked]
-    common = dedup.shared_counts(dedup.TRIPLES.get_many([row["text"] for row in rows]))
+    common = dedup.shared_counts(dedup.TRIPLES.get_many([row.text for row in rows]))
     sizes = np.diagonal(common)
-    docs = np.asarray([row["doc_id"] for row in rows])
+    docs = np.asarray([row.doc_id for row in rows])
     with np.errstate(divide="ignore", invalid="ignore"):
         overlap = common / (sizes[:, None] + sizes[None, :] - common)
     # which better-ranked hits of another document each hit overlaps enough (most have none)
@@ -223,9 +223,9 @@ def fold(ranked: list) -> list[tuple]:
         if len(near):
             best = near[np.argmax(common[j, near])]  # most shared; the better-ranked on a tie
             also = kept[into[int(best)]][2]
-            if all(a["doc_id"] != row["doc_id"] for a in also):
-                also.append({"doc_id": row["doc_id"], "title": row["title"], "site": row["site"],
-                             "source": row["source"]})
+            if all(a["doc_id"] != row.doc_id for a in also):
+                also.append({"doc_id": row.doc_id, "title": row.title, "site": row.site,
+                             "source": row.source})
             continue
         kept_mask[j] = True
         into[j] = len(kept)
@@ -238,8 +238,8 @@ def spread(hits: list[tuple], per_doc: int) -> list[tuple]:
     seen: Counter = Counter()
     first, later = [], []
     for hit in hits:
-        seen[hit[0]["doc_id"]] += 1
-        (first if seen[hit[0]["doc_id"]] <= per_doc else later).append(hit)
+        seen[hit[0].doc_id] += 1
+        (first if seen[hit[0].doc_id] <= per_doc else later).append(hit)
     return first + later
 
 
@@ -247,22 +247,22 @@ def facets(rows: list) -> dict[str, dict[str, int]]:
     """Counts of distinct documents per site, type, year and tag among the results."""
     seen, out = set(), {"site": Counter(), "doc_type": Counter(), "year": Counter(), "tag": Counter()}
     for row in rows:
-        if row["doc_id"] in seen:
+        if row.doc_id in seen:
             continue
-        seen.add(row["doc_id"])
-        if row["site"]:
-            out["site"][row["site"]] += 1
-        if row["doc_type"]:
-            out["doc_type"][row["doc_type"]] += 1
-        if row["published"]:
-            out["year"][row["published"][:4]] += 1
-        for tag in json.loads(row["tags"] or "[]"):
+        seen.add(row.doc_id)
+        if row.site:
+            out["site"][row.site] += 1
+        if row.doc_type:
+            out["doc_type"][row.doc_type] += 1
+        if row.published:
+            out["year"][row.published[:4]] += 1
+        for tag in row.tags:
             out["tag"][tag] += 1
     return {name: dict(counter.most_common()) for name, counter in out.items()}
 
 
 def _hit(row, score: float, also: list, text: str) -> Hit:
-    return Hit(doc_id=row["doc_id"], chunk_id=row["id"], ordinal=row["ordinal"], title=row["title"],
-               source=row["source"], site=row["site"], doc_type=row["doc_type"], published=row["published"],
-               page=row["page"], heading=row["heading"], text=row["text"], snippet=make_snippet(row["text"], text),
-               score=round(float(score), 6), also_in=also, visibility=row["visibility"])
+    return Hit(doc_id=row.doc_id, chunk_id=row.id, ordinal=row.ordinal, title=row.title,
+               source=row.source, site=row.site, doc_type=row.doc_type, published=row.published,
+               page=row.page, heading=row.heading, text=row.text, snippet=make_snippet(row.text, text),
+               score=round(float(score), 6), also_in=also, visibility=row.visibility)

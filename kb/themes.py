@@ -20,9 +20,7 @@ import numpy as np
 
 from .collection import KnowledgeBase
 from .errors import BadRequest
-from .models import Filters
 from .query import STOPWORDS
-from .store import filter_sql
 
 SEED = 20200124
 NO_SITE = "(no site)"  # the heat map's column for documents without a site
@@ -69,14 +67,12 @@ def build(kb: KnowledgeBase, k: int | None = None) -> list[Theme]:
     """Cluster every active passage and store the themes; returns them."""
     if k is not None and k < 2:
         raise BadRequest("the number of themes must be at least 2")
-    rows = kb.store.conn.execute(
-        "SELECT c.id, c.text, c.heading, d.title, d.visibility FROM chunks c JOIN documents d "
-        "ON d.id = c.doc_id WHERE d.status = 'active' ORDER BY c.id").fetchall()
+    rows = kb.store.themes.active_passages()
     generation = kb.store.generation()
     if len(rows) < 4:
         _store(kb, [], {}, generation)
         return []
-    ids = np.asarray([r["id"] for r in rows], dtype=np.int64)
+    ids = np.asarray([r.id for r in rows], dtype=np.int64)
     vectors = kb.index.vectors(ids)
     k = min(k or theme_count(len(rows)), len(rows) // 2)
     kmeans = faiss.Kmeans(vectors.shape[1], k, niter=25, seed=SEED, spherical=True, verbose=False,
@@ -85,7 +81,7 @@ def build(kb: KnowledgeBase, k: int | None = None) -> list[Theme]:
     scores, labels = kmeans.index.search(vectors, 1)  # spherical k-means: inner products
     groups: dict[int, list[str]] = {}
     for row, label in zip(rows, labels[:, 0]):
-        groups.setdefault(int(label), []).append(f"{row['heading']} {row['text']}")
+        groups.setdefault(int(label), []).append(f"{row.heading} {row.text}")
     terms = ctfidf_terms(groups)
     themes = [Theme(g + 1, ", ".join(terms[g][:3]), terms[g], len(groups[g])) for g in sorted(groups)]
     assignments = {int(i): (int(l) + 1, float(s)) for i, l, s in zip(ids, labels[:, 0], scores[:, 0])}
@@ -95,23 +91,13 @@ def build(kb: KnowledgeBase, k: int | None = None) -> list[Theme]:
 
 def _store(kb, themes, assignments, generation) -> None:
     """Replace the stored themes; the label columns hold the all-passages view (`kb themes`)."""
-    with kb.store.transaction(bump=None) as conn:
-        conn.execute("DELETE FROM chunk_themes")
-        conn.execute("DELETE FROM themes")
-        conn.executemany("INSERT INTO themes (id, label, terms, size) VALUES (?, ?, ?, ?)",
-                         [(t.id, t.label, json.dumps(t.terms), t.size) for t in themes])
-        conn.executemany("INSERT INTO chunk_themes (chunk_id, theme_id, score) VALUES (?, ?, ?)",
-                         [(c, t, d) for c, (t, d) in assignments.items()])
-        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('themes_generation', ?)", (str(generation),))
-        built = conn.execute("SELECT value FROM meta WHERE key = 'themes_built'").fetchone()
-        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('themes_built', ?)",
-                     (str(int(built[0]) + 1 if built else 1),))
+    kb.store.themes.replace([(t.id, t.label, t.terms, t.size) for t in themes], assignments, generation)
 
 
 def stale(kb: KnowledgeBase) -> bool:
     """True when documents changed since the themes were built (ingest marks them stale this way)."""
-    row = kb.store.conn.execute("SELECT value FROM meta WHERE key = 'themes_generation'").fetchone()
-    return row is None or int(row[0]) != kb.store.generation()
+    built_from = kb.store.themes.generation()
+    return built_from is None or built_from != kb.store.generation()
 
 
 @dataclass
@@ -133,8 +119,7 @@ _TERMS_LOCK = threading.Lock()  # held while labels are computed: others asking 
 def visible_terms(kb: KnowledgeBase, visibility) -> dict[int, list[str]]:
     """Each theme's distinctive terms among the active passages the reader may see, cached per
     state of the store and of the themes."""
-    built = kb.store.conn.execute("SELECT value FROM meta WHERE key = 'themes_built'").fetchone()
-    key = (str(kb.settings.data_dir), kb.store.revision(), built[0] if built else None, tuple(sorted(visibility)))
+    key = (str(kb.settings.data_dir), kb.store.revision(), kb.store.themes.built(), tuple(sorted(visibility)))
     with _TERMS_LOCK:
         if key not in _TERMS:
             _TERMS[key] = _terms_for(kb, visibility)
@@ -145,52 +130,31 @@ def visible_terms(kb: KnowledgeBase, visibility) -> dict[int, list[str]]:
 
 
 def _terms_for(kb: KnowledgeBase, visibility) -> dict[int, list[str]]:
-    where, params = filter_sql(Filters(visibility=visibility))
     groups: dict[int, list[str]] = {}
-    for theme_id, heading, text in kb.store.conn.execute(
-            "SELECT ct.theme_id, c.heading, c.text FROM chunk_themes ct JOIN chunks c ON c.id = ct.chunk_id "
-            f"JOIN documents d ON d.id = c.doc_id WHERE {where}", params):
+    for theme_id, heading, text in kb.store.themes.texts(visibility):
         groups.setdefault(theme_id, []).append(f"{heading} {text}")
     return ctfidf_terms(groups)
 
 
 def visible_themes(kb: KnowledgeBase, visibility: tuple[str, ...]) -> list[ThemeView]:
     """Themes with at least one passage the reader may see, labelled from those passages only."""
-    where, params = filter_sql(Filters(visibility=visibility))
-    rows = kb.store.conn.execute(
-        "SELECT t.id, count(*) AS passages, count(DISTINCT d.id) AS documents FROM themes t "
-        "JOIN chunk_themes ct ON ct.theme_id = t.id JOIN chunks c ON c.id = ct.chunk_id "
-        f"JOIN documents d ON d.id = c.doc_id WHERE {where} GROUP BY t.id ORDER BY passages DESC, t.id",
-        params).fetchall()
+    rows = kb.store.themes.counts(visibility)
     sites, terms = _site_counts(kb, visibility), visible_terms(kb, visibility)
-    return [ThemeView(r["id"], ", ".join(terms.get(r["id"], [])[:3]), terms.get(r["id"], []), r["passages"],
-                      r["documents"], sites.get(r["id"], {})) for r in rows if terms.get(r["id"])]
+    return [ThemeView(r.id, ", ".join(terms.get(r.id, [])[:3]), terms.get(r.id, []), r.passages,
+                      r.documents, sites.get(r.id, {})) for r in rows if terms.get(r.id)]
 
 
 def _site_counts(kb: KnowledgeBase, visibility) -> dict[int, dict[str, int]]:
-    where, params = filter_sql(Filters(visibility=visibility))
     out: dict[int, dict[str, int]] = {}
-    for theme, site, n in kb.store.conn.execute(
-            "SELECT ct.theme_id, coalesce(d.site, ?), count(*) FROM chunk_themes ct "
-            "JOIN chunks c ON c.id = ct.chunk_id JOIN documents d ON d.id = c.doc_id "
-            f"WHERE {where} GROUP BY ct.theme_id, d.site", [NO_SITE, *params]):
+    for theme, site, n in kb.store.themes.site_counts(visibility, NO_SITE):
         out.setdefault(theme, {})[site] = n
     return out
 
 
 def theme_passages(kb: KnowledgeBase, theme_id: int, visibility, limit: int = 8) -> list:
     """The passages nearest the theme's centre, among those the reader may see."""
-    where, params = filter_sql(Filters(visibility=visibility))
-    return kb.store.conn.execute(
-        "SELECT c.id, c.doc_id, c.ordinal, c.text, c.heading, c.page, d.title, d.site, d.doc_type, d.published "
-        "FROM chunk_themes ct JOIN chunks c ON c.id = ct.chunk_id JOIN documents d ON d.id = c.doc_id "
-        f"WHERE ct.theme_id = ? AND {where} ORDER BY ct.score DESC LIMIT ?", [theme_id, *params, limit]).fetchall()
+    return kb.store.themes.passages(theme_id, visibility, limit)
 
 
 def theme_documents(kb: KnowledgeBase, theme_id: int, visibility) -> list:
-    where, params = filter_sql(Filters(visibility=visibility))
-    return kb.store.conn.execute(
-        "SELECT d.id, d.title, d.site, d.doc_type, d.published, count(*) AS passages FROM chunk_themes ct "
-        "JOIN chunks c ON c.id = ct.chunk_id JOIN documents d ON d.id = c.doc_id "
-        f"WHERE ct.theme_id = ? AND {where} GROUP BY d.id ORDER BY passages DESC, d.title",
-        [theme_id, *params]).fetchall()
+    return kb.store.themes.documents(theme_id, visibility)

@@ -14,6 +14,7 @@ from cli import main
 from kb.collection import KnowledgeBase
 from kb.models import DocMeta
 from kb.settings import Settings
+from support.db import run as sql_run
 
 PASSWORD = "correct horse battery"
 XSS = '<script>alert("x")</script>'
@@ -356,9 +357,8 @@ def test_each_queued_job_is_claimed_by_one_process_only(tmp_path):
     assert theirs.claim_next("host-a:2").id == second.id
     assert mine.claim_next("host-a:1") is None
     # a job whose worker stopped beating goes back to the queue; one still beating stays its worker's
-    with kb.store.transaction(bump=None) as conn:
-        conn.execute("UPDATE jobs SET updated_at = '2020-01-01T00:00:00+00:00' WHERE id IN (?, ?)",
-                     (first.id, second.id))
+    sql_run(kb.store, "UPDATE jobs SET updated_at = '2020-01-01T00:00:00+00:00' WHERE id IN (?, ?)",
+            first.id, second.id)
     theirs.heartbeat(second.id)
     assert theirs.requeue_stale() == 1
     assert {j.id: j.status for j in mine.list()} == {first.id: "queued", second.id: "running"}
@@ -367,9 +367,8 @@ def test_each_queued_job_is_claimed_by_one_process_only(tmp_path):
     from kb.jobs import this_process
 
     host = this_process().rpartition(":")[0]
-    with kb.store.transaction(bump=None) as conn:
-        conn.execute("UPDATE jobs SET owner = ? WHERE id = ?", (f"{host}:{2**22 + 7}", first.id))  # beyond pid_max
-        conn.execute("UPDATE jobs SET owner = ? WHERE id = ?", (f"{host}:1", second.id))  # alive: pid 1
+    sql_run(kb.store, "UPDATE jobs SET owner = ? WHERE id = ?", f"{host}:{2**22 + 7}", first.id)  # beyond pid_max
+    sql_run(kb.store, "UPDATE jobs SET owner = ? WHERE id = ?", f"{host}:1", second.id)  # alive: pid 1
     assert mine.requeue_orphans() == 1
     assert {j.id: j.status for j in mine.list()} == {first.id: "queued", second.id: "running"}
 

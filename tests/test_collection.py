@@ -167,8 +167,8 @@ def test_schema_is_migrated_and_wal(fake_kb):
 
 
 def test_an_older_database_keeps_its_curator_edits_through_the_upgrade(tmp_path):
-    from kb.migrations import MIGRATIONS
-    from kb.store import Store
+    from kb.storage.sqlite_migrations import MIGRATIONS
+    from kb.storage import Store
 
     path = tmp_path / "kb.sqlite3"
     conn = sqlite3.connect(path, isolation_level=None)
@@ -241,10 +241,10 @@ def test_keyword_search_finds_a_narrow_filters_matches_beyond_the_best_ranked(fa
           for n in range(3)])
     store = fake_kb.store
     everything = store.keyword_search('"garden"', Filters(), 4)
-    assert {store.get(store.chunk_rows([i])[i]["doc_id"]).site for i, _ in everything} == {"Croydon"}
+    assert {store.get(store.chunk_rows([i])[i].doc_id).site for i, _ in everything} == {"Croydon"}
     leeds = store.keyword_search('"garden"', Filters(site=["Leeds"]), 2)
     rows = store.chunk_rows([i for i, _ in leeds])
-    assert len(leeds) == 2 and {rows[i]["site"] for i, _ in leeds} == {"Leeds"}
+    assert len(leeds) == 2 and {rows[i].site for i, _ in leeds} == {"Leeds"}
     assert [s for _, s in leeds] == sorted((s for _, s in leeds), reverse=True)
     searcher = Searcher(fake_kb)  # the same answers when the admitted ids come from the searcher's cache
     for filters, limit in ((Filters(site=["Leeds"]), 2), (Filters(), 4), (Filters(site=["Newham"]), 3)):

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import CORPUS
 from kb.search import Searcher
+from support.db import rows as sql_rows
 
 DOC_TYPES = {"announcement", "learning-report", "guidance", "profile"}
 SITES = {"Programme", "Coventry", "Croydon", "Gloucestershire", "Leeds", "Newham", "Plymouth"}
@@ -50,7 +51,7 @@ def test_corpus_ingests_without_failure(corpus_kb):
 
 
 def test_site_chrome_is_stripped_from_html_pages(corpus_kb):
-    texts = " ".join(r[0] for r in corpus_kb.store.conn.execute("SELECT text FROM chunks"))
+    texts = " ".join(r[0] for r in sql_rows(corpus_kb.store, "SELECT text FROM chunks"))
     assert "Senior Project Manager (Regeneration)" not in texts
     assert "cookie" not in texts.lower()
 

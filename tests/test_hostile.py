@@ -21,6 +21,7 @@ from ingest.pipeline import ingest_paths
 from cli import main
 from kb.collection import KnowledgeBase
 from kb.settings import Settings
+from support.db import rows as sql_rows
 
 LIMIT_SECONDS = 0.5  # max_load_seconds for the hostile folder
 TEXT = "Partners in the community learned that volunteers stay when they are thanked."
@@ -184,7 +185,7 @@ def test_each_hostile_file_gets_a_clear_outcome(hostile, name):
     if mime:
         doc = kb.store.get(outcome.doc_id)
         assert doc.mime == mime and doc.chunk_count >= 1
-        text = " ".join(row["text"] for row in kb.store.chunks_of(doc.id))
+        text = " ".join(row.text for row in kb.store.chunks_of(doc.id))
         assert "volunteers stay when they are thanked" in text or "Safe words here" in text
         assert "\x00" not in text and "alert(" not in text
         for marker in ("SCRIPT-TEXT", "INJECTED", "IFRAME-TEXT", "OBJECT-TEXT", "SVG-TEXT", "NOSCRIPT-TEXT",
@@ -200,7 +201,7 @@ def test_the_hostile_folder_is_read_within_its_limits_and_nothing_leaks(hostile)
     assert len(stopped) == 3
     for name in stopped:  # stopped at the limit (plus the loader's grace second), not run to the end
         assert seconds[name] < LIMIT_SECONDS + GRACE_SECONDS + 2, (name, seconds[name])
-    rows = kb.store.conn.execute("SELECT text FROM chunks").fetchall()
+    rows = sql_rows(kb.store, "SELECT text FROM chunks")
     assert not any("SECRET-OUTSIDE" in r[0] for r in rows)
     assert "Caf\u00e9" in " ".join(r[0] for r in rows)
 
@@ -228,7 +229,7 @@ def test_followed_links_never_leave_the_folder_or_loop(fake_kb, tmp_path, link, 
     else:  # a link inside the folder is followed: the same bytes twice
         assert {outcome[os.path.join(d, "inside.txt")].status for d in ("link", "sub")} == {"added", "duplicate"}
     assert len(report.items) == 2
-    assert all("SECRET" not in r[0] for r in fake_kb.store.conn.execute("SELECT text FROM chunks"))
+    assert all("SECRET" not in r[0] for r in sql_rows(fake_kb.store, "SELECT text FROM chunks"))
 
 
 def test_a_manifest_cannot_reach_outside_its_folder(fake_kb, tmp_path):

@@ -9,6 +9,7 @@ import pytest
 
 from ingest.pipeline import ingest_paths
 from kb.models import DocMeta
+from support.db import rows as sql_rows
 
 
 def files(tmp_path, contents: dict[str, str]):
@@ -165,7 +166,7 @@ def test_symlinks_are_not_followed_by_default_and_never_outside(fake_kb, tmp_pat
     assert "symbolic link" in outcome["link-out.txt"].reason
     assert outcome["inside.txt"].status == "added"
     assert outcome["link-in.txt"].status == ("duplicate" if follow else "failed")
-    assert all("Secret" not in r[0] for r in fake_kb.store.conn.execute("SELECT text FROM chunks"))
+    assert all("Secret" not in r[0] for r in sql_rows(fake_kb.store, "SELECT text FROM chunks"))
 
 
 def test_oversized_file_is_refused_before_reading(fake_kb, tmp_path):

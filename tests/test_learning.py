@@ -8,6 +8,7 @@ import re
 
 from kb import export, themes
 from kb.models import Filters
+from support.db import rows as sql_rows
 
 SITES = ["Coventry", "Croydon", "Gloucestershire", "Leeds", "Newham", "Plymouth"]
 LEEDS_REPORT = "Lived experience and mental health: Leeds phase 1 learning report"
@@ -43,7 +44,7 @@ def test_themes_are_reproducible(corpus_kb):
     def snapshot():
         with corpus_kb.writing():
             built = themes.build(corpus_kb)
-        rows = corpus_kb.store.conn.execute("SELECT chunk_id, theme_id FROM chunk_themes ORDER BY chunk_id")
+        rows = sql_rows(corpus_kb.store, "SELECT chunk_id, theme_id FROM chunk_themes ORDER BY chunk_id")
         return [(t.label, t.size) for t in built], [tuple(r) for r in rows]
 
     first = snapshot()
@@ -125,9 +126,9 @@ def test_theme_labels_come_only_from_passages_the_reader_may_see(fake_kb, tmp_pa
     ingest_paths(fake_kb, sorted(src.glob("closed*.md")), DocMeta(site="A", visibility="curators"))
     with fake_kb.writing():
         themes.build(fake_kb, k=2)
-    shared = fake_kb.store.conn.execute(
-        "SELECT count(DISTINCT d.visibility) FROM chunk_themes ct JOIN chunks c ON c.id = ct.chunk_id "
-        "JOIN documents d ON d.id = c.doc_id WHERE c.text LIKE '%garden%' GROUP BY ct.theme_id").fetchall()
+    shared = sql_rows(
+        fake_kb.store, "SELECT count(DISTINCT d.visibility) FROM chunk_themes ct JOIN chunks c ON c.id = ct.chunk_id "
+        "JOIN documents d ON d.id = c.doc_id WHERE c.text LIKE '%garden%' GROUP BY ct.theme_id")
     assert [tuple(r) for r in shared] == [(2,)]  # open and closed garden passages share one theme
 
     def words(visibility):

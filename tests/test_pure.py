@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from kb import dedup, fusion
 from kb.errors import ConfigError
+from kb.models import ChunkRow
 from kb.query import fts_match, normalize, terms
 from kb.settings import Settings
 from kb.snippet import make_snippet
@@ -89,24 +90,29 @@ def test_settings_from_env_and_overrides(tmp_path):
         Settings.from_env({"KB_CHUNK_TOKENS": "many"})
 
 
+def _row(chunk_id: int, doc_id: int, text: str, title: str, site: str = "") -> ChunkRow:
+    return ChunkRow(chunk_id, doc_id, 0, text, "", None, 0, len(text), title, "", site, None, None, [], None,
+                    "public", "active")
+
+
 def _reference_fold(ranked):
     """Folding by its definition, pair by pair: a hit joins the kept hit of another document it
     overlaps most (Jaccard of word 3-shingles ≥ 0.6), the better-ranked on a tie."""
     kept = []
     for row, score in ranked:
         best, best_common = None, -1
-        mine = dedup.word_triples(row["text"])
+        mine = dedup.word_triples(row.text)
         for n, (other, _, _) in enumerate(kept):
-            theirs = dedup.word_triples(other["text"])
+            theirs = dedup.word_triples(other.text)
             common = len(mine & theirs)
             union = len(mine | theirs)
-            if other["doc_id"] != row["doc_id"] and union and common / union >= 0.6 and common > best_common:
+            if other.doc_id != row.doc_id and union and common / union >= 0.6 and common > best_common:
                 best, best_common = n, common
         if best is None:
             kept.append((row, score, []))
-        elif all(a["doc_id"] != row["doc_id"] for a in kept[best][2]):
-            kept[best][2].append({"doc_id": row["doc_id"], "title": row["title"], "site": row["site"],
-                                  "source": row["source"]})
+        elif all(a["doc_id"] != row.doc_id for a in kept[best][2]):
+            kept[best][2].append({"doc_id": row.doc_id, "title": row.title, "site": row.site,
+                                  "source": row.source})
     return kept
 
 
@@ -117,10 +123,9 @@ WORDS = st.sampled_from(["care", "walk", "group", "leeds", "health", "peer", "su
 def test_fold_matches_its_pairwise_definition(items):
     from kb.search import fold
 
-    ranked = [({"id": n, "doc_id": doc, "text": " ".join(words), "title": f"t{doc}", "site": "", "source": "",
-                "text_hash": None}, 1.0 - n / 100) for n, (doc, words) in enumerate(items)]
-    got = [(row["id"], [a["doc_id"] for a in also]) for row, _, also in fold(ranked)]
-    want = [(row["id"], [a["doc_id"] for a in also]) for row, _, also in _reference_fold(ranked)]
+    ranked = [(_row(n, doc, " ".join(words), f"t{doc}"), 1.0 - n / 100) for n, (doc, words) in enumerate(items)]
+    got = [(row.id, [a["doc_id"] for a in also]) for row, _, also in fold(ranked)]
+    want = [(row.id, [a["doc_id"] for a in also]) for row, _, also in _reference_fold(ranked)]
     assert got == want
 
 
@@ -128,12 +133,10 @@ def test_fold_joins_a_passage_published_twice_and_keeps_one_documents_own_repeat
     from kb.search import fold
 
     text = "Peer supporters in Leeds met weekly with residents to plan walks and shared meals in the park"
-    rows = [{"id": 1, "doc_id": 10, "text": text}, {"id": 2, "doc_id": 11, "text": text + " again"},
-            {"id": 3, "doc_id": 10, "text": text}, {"id": 4, "doc_id": 12, "text": "Something else entirely"}]
-    for row in rows:
-        row.update(title=f"doc {row['doc_id']}", site="Leeds", source="", text_hash=None)
+    rows = [_row(i, doc, body, f"doc {doc}", "Leeds") for i, doc, body in (
+        (1, 10, text), (2, 11, text + " again"), (3, 10, text), (4, 12, "Something else entirely"))]
     kept = fold([(row, 1.0) for row in rows])
-    assert [row["id"] for row, _, _ in kept] == [1, 3, 4]  # the same document's repeat stays a hit
+    assert [row.id for row, _, _ in kept] == [1, 3, 4]  # the same document's repeat stays a hit
     assert [a["doc_id"] for a in kept[0][2]] == [11]
 
 

@@ -11,7 +11,7 @@ from ingest.upload import safe_name, stage
 from kb import audit
 from kb.errors import BadRequest, LoadError
 from kb.models import VISIBILITIES, Filters
-from kb.store import SORTABLE
+from kb.storage import SORTABLE
 
 from . import access
 

@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from kb.errors import BadRequest, NotFound
 from kb.models import Filters
-from kb.store import SORTABLE
+from kb.storage import SORTABLE
 
 from . import access
 from .openapi import spec
@@ -84,7 +84,7 @@ def documents():
 def document(doc_id: int):
     doc = _visible(doc_id)
     data = _document(doc)
-    data["chunks"] = [dict(row) for row in _kb().store.chunks_of(doc_id)]
+    data["chunks"] = [row._asdict() for row in _kb().store.chunks_of(doc_id)]
     return jsonify(data)
 
 

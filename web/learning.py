@@ -50,7 +50,7 @@ def api_across():
 def _ensure_themes() -> bool:
     """Build themes the first time they are asked for; afterwards a rebuild is the curators' call."""
     kb = _kb()
-    if not kb.store.conn.execute("SELECT 1 FROM themes LIMIT 1").fetchone():
+    if not kb.store.themes.exist():
         with kb.writing():
             themes.build(kb)
     return themes.stale(kb)

@@ -90,18 +90,18 @@ def _sections(body: str, chunks) -> list[dict]:
     """The document as non-overlapping chunk sections, with a heading wherever the path changes."""
     out, previous_end, previous_path = [], 0, None
     for chunk in chunks:
-        start = max(chunk["char_start"], previous_end)
-        text = body[start:chunk["char_end"]]
-        path = chunk["heading"].split(" > ") if chunk["heading"] else []
+        start = max(chunk.char_start, previous_end)
+        text = body[start:chunk.char_end]
+        path = chunk.heading.split(" > ") if chunk.heading else []
         paragraphs = [p for p in text.split("\n\n") if p.strip()]
         heading = None
-        if chunk["heading"] != previous_path and path:
+        if chunk.heading != previous_path and path:
             heading = path[-1]
             if paragraphs and paragraphs[0].strip() == heading:
                 paragraphs = paragraphs[1:]
-        out.append({"ordinal": chunk["ordinal"], "page": chunk["page"], "heading": heading,
+        out.append({"ordinal": chunk.ordinal, "page": chunk.page, "heading": heading,
                     "level": min(len(path) + 1, 6), "paragraphs": paragraphs})
-        previous_end, previous_path = max(previous_end, chunk["char_end"]), chunk["heading"]
+        previous_end, previous_path = max(previous_end, chunk.char_end), chunk.heading
     return out
 
 

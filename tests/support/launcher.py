@@ -32,7 +32,7 @@ import cli  # noqa: E402
 from kb.collection import KnowledgeBase  # noqa: E402
 from kb.embed import Embedder  # noqa: E402
 from kb.index import VectorIndex  # noqa: E402
-from kb.store import Store  # noqa: E402
+from kb.storage import Store  # noqa: E402
 
 _trace_fd: int | None = None
 

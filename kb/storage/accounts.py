@@ -1,0 +1,86 @@
+"""Queries for accounts: users, sign-in sessions and failed sign-in counts."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, func, insert, select, update
+
+from ..models import User
+from .database import Database, now
+from .schema import login_failures, sessions, users
+
+USER_COLUMNS = (users.c.id, users.c.name, users.c.role, users.c.created_at)
+
+
+def _same_name(name: str):
+    return func.lower(users.c.name) == (name or "").lower()  # names are unique regardless of case
+
+
+class AccountRows:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def add_user(self, name: str, role: str, password_hash: str) -> bool:
+        """Create the user; False when the name (in any case) is taken."""
+        with self.db.transaction(bump=None) as conn:
+            if conn.execute(select(users.c.id).where(_same_name(name))).first():
+                return False
+            conn.execute(insert(users).values(name=name, role=role, password_hash=password_hash, created_at=now()))
+        return True
+
+    def user(self, name: str) -> User | None:
+        with self.db.read() as conn:
+            row = conn.execute(select(*USER_COLUMNS).where(_same_name(name))).first()
+        return User(*row) if row else None
+
+    def user_by_id(self, user_id: int) -> User | None:
+        with self.db.read() as conn:
+            row = conn.execute(select(*USER_COLUMNS).where(users.c.id == user_id)).first()
+        return User(*row) if row else None
+
+    def password_hash(self, name: str) -> tuple[int, str] | None:
+        with self.db.read() as conn:
+            row = conn.execute(select(users.c.id, users.c.password_hash).where(_same_name(name))).first()
+        return (row[0], row[1]) if row else None
+
+    def users(self) -> list[User]:
+        with self.db.read() as conn:
+            return [User(*r) for r in conn.execute(select(*USER_COLUMNS).order_by(users.c.name))]
+
+    def remove_user(self, user_id: int) -> None:
+        with self.db.transaction(bump=None) as conn:
+            conn.execute(delete(users).where(users.c.id == user_id))
+
+    def open_session(self, token_hash: str, user_id: int, at: float, expired_before: float) -> None:
+        with self.db.transaction(bump=None) as conn:
+            conn.execute(delete(sessions).where(sessions.c.created_at < expired_before))
+            conn.execute(insert(sessions).values(token_hash=token_hash, user_id=user_id, created_at=at))
+
+    def session_user(self, token_hash: str, since: float) -> User | None:
+        query = (select(*USER_COLUMNS).join_from(sessions, users, users.c.id == sessions.c.user_id)
+                 .where(sessions.c.token_hash == token_hash, sessions.c.created_at >= since))
+        with self.db.read() as conn:
+            row = conn.execute(query).first()
+        return User(*row) if row else None
+
+    def close_session(self, token_hash: str) -> None:
+        with self.db.transaction(bump=None) as conn:
+            conn.execute(delete(sessions).where(sessions.c.token_hash == token_hash))
+
+    def failures(self, key: str) -> tuple[int, float] | None:
+        """(failed sign-ins, time of the last) counted against a user or an address."""
+        with self.db.read() as conn:
+            row = conn.execute(select(login_failures.c.failures, login_failures.c.last_at)
+                               .where(login_failures.c.key == key)).first()
+        return (row[0], row[1]) if row else None
+
+    def count_failure(self, keys: list[str], at: float) -> None:
+        with self.db.transaction(bump=None) as conn:
+            for key in keys:
+                done = conn.execute(update(login_failures).where(login_failures.c.key == key)
+                                    .values(failures=login_failures.c.failures + 1, last_at=at))
+                if done.rowcount == 0:
+                    conn.execute(insert(login_failures).values(key=key, failures=1, last_at=at))
+
+    def clear_failures(self, key: str) -> None:
+        with self.db.transaction(bump=None) as conn:
+            conn.execute(delete(login_failures).where(login_failures.c.key == key))

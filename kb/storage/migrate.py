@@ -1,0 +1,40 @@
+"""Bring a database's schema up to date: SQLite's numbered migrations of old, then Alembic's.
+
+Alembic (imported only when a database is behind) runs on a connection kb opens, inside one write
+transaction, so two processes opening a new database at once take turns: SQLite's write lock, or
+a PostgreSQL advisory lock.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Connection, inspect, text
+
+from .database import Database
+
+SCRIPTS = Path(__file__).parent / "migrations"
+HEAD = "0001"  # the newest revision in migrations/versions (tests/test_storage.py checks it)
+LOCK_KEY = 0x6B62_6D69  # "kbmi": the advisory lock PostgreSQL migrations take
+
+
+def upgrade(db: Database) -> None:
+    with db.transaction(bump=None) as conn:
+        if db.dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+        if current(conn) == HEAD:
+            return
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(SCRIPTS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+def current(conn: Connection) -> str | None:
+    """The Alembic revision the database is at (None before the first)."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()

@@ -1,0 +1,153 @@
+"""The tables, declared once for SQLAlchemy Core: every query outside the dialect-specific parts is
+built from these. They mirror the schema the numbered SQLite migrations leave (version 6).
+
+The keyword index (FTS5 in SQLite) is not here: it is the one table each database keeps its own way.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, Table, Text,
+                        UniqueConstraint)
+
+metadata = MetaData()
+
+documents = Table(
+    "documents", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", Text, nullable=False, unique=True),
+    Column("sha256", Text, nullable=False),
+    Column("title", Text, nullable=False, server_default=""),
+    Column("doc_type", Text),
+    Column("site", Text),
+    Column("partnership", Text),
+    Column("published", Text),
+    Column("tags", Text, nullable=False, server_default="[]"),  # a JSON list
+    Column("visibility", Text, nullable=False, server_default="public"),
+    Column("status", Text, nullable=False, server_default="active"),
+    Column("added_at", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+    Column("original_name", Text),
+    Column("mime", Text),
+    Column("stored_path", Text),
+    Column("source_publication", Text),
+    Column("original_title", Text),
+    Column("body", Text, nullable=False, server_default=""),
+    Column("signature", LargeBinary),
+    Column("dup_of", Integer, ForeignKey("documents.id", ondelete="SET NULL")),
+    Column("dup_score", Float),
+    Column("edited", Text, nullable=False, server_default="[]"),  # a JSON list of field names
+    Column("source_sha", Text),
+    Index("documents_sha", "sha256"),
+    Index("documents_site", "site"),
+    Index("documents_type", "doc_type"),
+    Index("documents_source_sha", "source_sha"),
+    Index("documents_stored_path", "stored_path"),
+)
+
+chunks = Table(
+    "chunks", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("doc_id", Integer, ForeignKey("documents.id", ondelete="CASCADE"), nullable=False),
+    Column("ordinal", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("heading", Text, nullable=False, server_default=""),
+    Column("page", Integer),
+    Column("char_start", Integer, nullable=False),
+    Column("char_end", Integer, nullable=False),
+    Column("tokens", Integer, nullable=False),
+    Column("text_hash", Text, nullable=False),
+    UniqueConstraint("doc_id", "ordinal"),
+    Index("chunks_hash", "text_hash"),
+)
+
+embeddings = Table(  # the vector cache, keyed by (model, text hash)
+    "embeddings", metadata,
+    Column("model", Text, primary_key=True),
+    Column("text_hash", Text, primary_key=True),
+    Column("vector", LargeBinary, nullable=False),  # float32, native order
+    Index("embeddings_hash", "text_hash"),
+)
+
+doc_bands = Table(  # locality-sensitive hashing bands of each document's MinHash signature
+    "doc_bands", metadata,
+    Column("band", Text, primary_key=True),
+    Column("doc_id", Integer, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True),
+    Index("doc_bands_doc", "doc_id"),
+)
+
+meta = Table(  # counters: generation (chunks changed), revision (metadata changed), themes_*
+    "meta", metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False, unique=True),  # compared without regard to case
+    Column("role", Text, nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+)
+
+sessions = Table(
+    "sessions", metadata,
+    Column("token_hash", Text, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("sessions_user", "user_id"),
+)
+
+login_failures = Table(
+    "login_failures", metadata,
+    Column("key", Text, primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_at", Float, nullable=False),
+)
+
+audit = Table(
+    "audit", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("target", Text, nullable=False, server_default=""),
+    Column("detail", Text, nullable=False, server_default=""),
+    Index("audit_at", "at"),
+)
+
+jobs = Table(
+    "jobs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", Text, nullable=False, server_default="upload"),
+    Column("created_by", Text, nullable=False),
+    Column("original_name", Text, nullable=False, server_default=""),
+    Column("upload_path", Text),
+    Column("meta", Text, nullable=False, server_default="{}"),  # a JSON object
+    Column("status", Text, nullable=False),
+    Column("progress", Integer, nullable=False, server_default="0"),
+    Column("message", Text, nullable=False, server_default=""),
+    Column("doc_id", Integer),
+    Column("duplicate_of", Integer),
+    Column("created_at", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+    Column("owner", Text),  # host:pid of the process running it
+    Index("jobs_status", "status"),
+)
+
+themes = Table(
+    "themes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("label", Text, nullable=False),
+    Column("terms", Text, nullable=False),  # a JSON list
+    Column("size", Integer, nullable=False),
+)
+
+chunk_themes = Table(
+    "chunk_themes", metadata,
+    Column("chunk_id", Integer, ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Column("theme_id", Integer, ForeignKey("themes.id", ondelete="CASCADE"), nullable=False),
+    Column("score", Float, nullable=False),
+    Index("chunk_themes_theme", "theme_id"),
+)
