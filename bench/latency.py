@@ -17,7 +17,7 @@ import numpy as np
 from kb import fusion
 from kb.index import one_thread
 from kb.models import Filters
-from kb.query import fts_match
+from kb.query import terms
 from kb.search import Searcher
 
 from .common import Latency
@@ -61,8 +61,7 @@ def systems(kb, exact, encode, txtai=None, txtai_dense=None) -> dict[str, System
     def raw_hybrid(query: str):
         scores, ids = exact.search(encode(query)[None], 100)
         dense = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-        match = fts_match(query)
-        keyword = kb.store.keyword_search(match, Filters(), 100) if match else []
+        keyword = kb.store.keyword_search(terms(query), Filters(), 100)
         return fusion.convex(dense, keyword, kb.settings.dense_weight)[:10]
 
     out = {
@@ -109,9 +108,8 @@ def parts(kb, exact, encode, queries: list[str]) -> dict[str, Latency]:
             started = time.perf_counter()
             exact.search(vector[None], 100)
             out["exact FAISS search (k=100)"].append((time.perf_counter() - started) * 1000)
-        match = fts_match(query)
+        words = terms(query)
         started = time.perf_counter()
-        if match:
-            kb.store.keyword_search(match, Filters(), 100)
+        kb.store.keyword_search(words, Filters(), 100)
         out["FTS5 BM25 (k=100)"].append((time.perf_counter() - started) * 1000)
     return {name: Latency.of(values) for name, values in out.items()}

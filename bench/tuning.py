@@ -14,7 +14,7 @@ import torch
 from sqlalchemy.dialects import sqlite
 
 from kb.models import Filters
-from kb.query import fts_match
+from kb.query import fts_match, terms
 from kb.storage.filters import conditions
 from kb.storage.schema import documents
 
@@ -177,7 +177,7 @@ def fts_shapes(store, queries: list[str], limit: int = 100) -> dict[str, tuple[L
         for name in names[n % len(names):] + names[:n % len(names)]:
             started = time.perf_counter()
             if shapes[name] is None:
-                ids = [i for i, _ in store.keyword_search(match, Filters(), limit)]
+                ids = [i for i, _ in store.keyword_search(terms(query), Filters(), limit)]
             else:
                 with store.db.read() as conn:
                     sql, args = shapes[name](match)

@@ -22,6 +22,8 @@ SEARCH_MODES = ("hybrid", "dense", "keyword")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kb", description="Knowledge base with hybrid semantic search.")
     parser.add_argument("--data", type=Path, help="data folder (default: $KB_DATA or ./data)")
+    parser.add_argument("--database-url", metavar="URL",
+                        help="a postgresql:// URL to keep everything in (default: $KB_DATABASE_URL, or SQLite in --data)")
     parser.add_argument("--model", help="sentence-transformers model name or folder (default: $KB_MODEL or the bundled all-MiniLM-L6-v2)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -102,7 +104,7 @@ def _port(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings.from_env(data_dir=args.data, model=args.model)
+        settings = Settings.from_env(data_dir=args.data, model=args.model, database_url=args.database_url)
         return COMMANDS[args.command](settings, args)
     except KbError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -117,7 +119,7 @@ def _open(settings: Settings, existing: bool = False):
     --data would otherwise search nothing and say so quietly)."""
     from kb.collection import KnowledgeBase
 
-    if existing and not (Path(settings.data_dir) / "kb.sqlite3").exists():
+    if existing and not settings.database_url and not (Path(settings.data_dir) / "kb.sqlite3").exists():
         raise NotFound(f"no knowledge base in {settings.data_dir}: check --data, or add documents with kb ingest")
     return KnowledgeBase.open(settings)
 
@@ -281,8 +283,9 @@ def cmd_user(settings: Settings, args) -> int:
     from kb.audit import record
     from kb.storage import Store
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.data_dir / "kb.sqlite3")
+    if not settings.database_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.database_url or settings.data_dir / "kb.sqlite3")
     accounts = Accounts(store)
     if args.user_command == "list":
         for user in accounts.list():

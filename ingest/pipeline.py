@@ -238,14 +238,9 @@ def _file_changed(doc) -> bool:
 def _keep_copy(kb: KnowledgeBase, data: bytes, sha: str, suffix: str) -> str:
     """Store the original under a generated name (its hash); the given name is never a path."""
     suffix = suffix.lower() if suffix.lower() in SUPPORTED else ""
-    rel = Path("files") / sha[:2] / f"{sha}{suffix}"
-    target = kb.data_dir / rel
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    return str(rel)
+    rel = f"files/{sha[:2]}/{sha}{suffix}"
+    kb.files.put(rel, data)
+    return rel
 
 
 def _prune(kb: KnowledgeBase, paths: list[Path]) -> list[ItemOutcome]:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import uuid
 from dataclasses import asdict, replace
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from kb.chunk import document_text
 from kb.collection import KnowledgeBase
-from kb.errors import LoadError
+from kb.errors import LoadError, NotFound
 from kb.jobs import Job, Jobs
 from kb.models import DocMeta, NewDocument
 
@@ -29,25 +28,22 @@ def safe_name(name: str) -> str:
 
 
 def stage(kb: KnowledgeBase, data: bytes, name: str) -> str:
-    """Write an upload to the data folder under a generated name; returns its relative path.
+    """Keep an upload under a generated name until its job runs; returns the name.
 
     The type is checked by content first, so an unsupported file is refused before a job exists.
     """
     detect(data, safe_name(name))
-    rel = Path("uploads") / f"{uuid.uuid4().hex}.bin"
-    target = kb.data_dir / rel
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
-    return str(rel)
+    rel = f"uploads/{uuid.uuid4().hex}.bin"
+    kb.files.put(rel, data)
+    return rel
 
 
 def run_upload(kb: KnowledgeBase, jobs: Jobs, job: Job, decision: str | None = None) -> Job:
     """Load and ingest one uploaded file. A file matching a stored document waits for a decision:
     keep both, replace the match, or cancel."""
-    path = kb.data_dir / (job.upload_path or "")
     try:
-        data = path.read_bytes()
-    except OSError:
+        data = kb.files.read(job.upload_path or "")
+    except (OSError, NotFound):
         return jobs.update(job.id, status="failed", message="the uploaded file is missing", progress=100)
     jobs.update(job.id, status="running", progress=10, message="reading")
     sha = hashlib.sha256(data).hexdigest()
@@ -56,7 +52,7 @@ def run_upload(kb: KnowledgeBase, jobs: Jobs, job: Job, decision: str | None = N
         with IsolatedLoader(kb.settings.max_pdf_pages, kb.settings.max_load_seconds) as loader:
             loaded = loader.load(data, job.original_name)
     except LoadError as exc:
-        path.unlink(missing_ok=True)  # nothing can come of this upload now
+        kb.files.delete(job.upload_path)  # nothing can come of this upload now
         return jobs.update(job.id, status="failed", message=str(exc), progress=100)
     if decision is None:
         same = kb.store.find_by_sha(sha)
@@ -82,6 +78,6 @@ def run_upload(kb: KnowledgeBase, jobs: Jobs, job: Job, decision: str | None = N
                       label=job.original_name, curated=curated)
     with kb.writing():
         outcome = kb.add_batch([doc])[0]
-    os.unlink(path)
+    kb.files.delete(job.upload_path)
     return jobs.update(job.id, status="done", progress=100, doc_id=outcome.doc_id,
                        message=f"{outcome.status}: {outcome.chunks} passages")

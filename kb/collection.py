@@ -27,8 +27,11 @@ from .index import VectorIndex
 from .models import VISIBILITIES, DocMeta, Document, Filters, ItemOutcome, NewDocument
 from .settings import Settings
 from .storage import Store
+from .storage import vectors as stored_vectors
+from .storage.files import DatabaseFiles, FolderFiles
 
 Progress = Callable[[int], None]
+WRITER_LOCK = 0x6B62_7772  # "kbwr": PostgreSQL's advisory lock for the collection's single writer
 ENCODE_CALL = 1024  # texts per encoder call: sorted by length inside it, and progress reported after
 
 
@@ -43,7 +46,8 @@ class KnowledgeBase:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.files_dir = self.data_dir / "files"
         self.index_dir = self.data_dir / "index"
-        self.store = Store(self.data_dir / "kb.sqlite3")
+        self.store = Store(settings.database_url or self.data_dir / "kb.sqlite3")
+        self.files = DatabaseFiles(self.store.db) if self.store.keeps_vectors else FolderFiles(self.data_dir)
         self.embedder = embedder or Embedder.for_settings(settings)
         self._index: VectorIndex | None = None
         self._generation = -1
@@ -72,6 +76,13 @@ class KnowledgeBase:
         writer holds the lock (it is between its commit and its index save): then the index in
         hand is kept, and the next call looks again.
         """
+        if self.store.keeps_vectors:  # the database answers: nothing to load or keep in step
+            if self._index is None:
+                with self._index_lock:
+                    count = self.store.count("chunks")
+                    self._index = self._index or stored_vectors.DatabaseVectors(
+                        self.store.db, self.settings.model, self.embedder.dim, self._index_kind(count))
+            return
         generation = self.store.generation()
         if self._index is not None and generation == self._generation:
             return
@@ -151,7 +162,8 @@ class KnowledgeBase:
                 finally:
                     self._write_depth -= 1
                 return
-            with self._file_lock(wait):
+            with (self.store.db.advisory_lock(WRITER_LOCK, wait) if self.store.keeps_vectors
+                  else self._file_lock(wait)):
                 self._write_depth = 1
                 try:
                     yield
@@ -241,16 +253,23 @@ class KnowledgeBase:
                 ids = self.store.add_chunks(conn, doc_id, chunks, hashes, meta.title)
                 added_ids.extend(ids)
                 added_vecs.extend(vectors[h] for h in hashes)
+                if self.store.keeps_vectors:
+                    stored_vectors.add(conn, self.settings.model, ids, [vectors[h] for h in hashes])
                 outcomes.append(ItemOutcome(doc.label or doc.original_name or doc.source,
                                             "updated" if old else "added", doc_id=doc_id, chunks=len(chunks),
                                             reason=f"near-duplicate of document {dup_of}" if dup_of else ""))
             self.store.forget_vectors(conn, old_hashes)  # those the new versions no longer hold
-        with self._index_lock:
-            for ids in removed:
-                index.remove(ids)
-            if added_ids:
-                index.add(np.asarray(added_ids, dtype=np.int64), np.vstack(added_vecs))
-            self._save_index()
+            if self.store.keeps_vectors and added_ids:
+                stored_vectors.fix_dimension(conn, len(added_vecs[0]))
+        if self.store.keeps_vectors:  # the vectors went in with the chunks, in one transaction
+            self._keep_kind()
+        else:
+            with self._index_lock:
+                for ids in removed:
+                    index.remove(ids)
+                if added_ids:
+                    index.add(np.asarray(added_ids, dtype=np.int64), np.vstack(added_vecs))
+                self._save_index()
         for path in orphaned:
             self._drop_file(path)
         return outcomes
@@ -258,7 +277,7 @@ class KnowledgeBase:
     def _drop_file(self, stored_path: str | None) -> None:
         """Delete a kept original that no document refers to any more."""
         if stored_path and not self.store.file_in_use(stored_path):
-            (self.data_dir / stored_path).unlink(missing_ok=True)
+            self.files.delete(stored_path)
 
     def near_duplicate_of(self, body: str, exclude: int | None = None) -> tuple[int | None, float | None]:
         """The stored document whose text this body nearly repeats, with the estimated similarity."""
@@ -282,6 +301,14 @@ class KnowledgeBase:
                 best, best_score = doc_id, score
         return best, (round(best_score, 3) if best else None)
 
+    def _keep_kind(self) -> None:
+        """PostgreSQL: an HNSW index once the collection is large enough (the auto kind), none below."""
+        kind = self._index_kind(self.store.count("chunks"))
+        with self.store.transaction(bump=None) as conn:
+            stored_vectors.ensure_kind(conn, kind)
+        with self._index_lock:
+            self._index = None  # made again, with its kind, when next asked for
+
     def _save_index(self) -> None:
         self._generation = self.store.generation()
         self._index.save(self.index_dir, self._generation)
@@ -292,10 +319,11 @@ class KnowledgeBase:
             doc = self.store.get(doc_id)
             index = self.index
             with self.store.transaction() as conn:
-                ids = self.store.delete_document(conn, doc_id)
-            with self._index_lock:
-                index.remove(ids)
-                self._save_index()
+                ids = self.store.delete_document(conn, doc_id)  # PostgreSQL drops its vectors with the chunks
+            if not self.store.keeps_vectors:
+                with self._index_lock:
+                    index.remove(ids)
+                    self._save_index()
         self._drop_file(doc.stored_path)
         return doc
 
@@ -336,6 +364,15 @@ class KnowledgeBase:
     def reindex(self, progress: Progress | None = None) -> int:
         """Rebuild the vector index from stored embeddings (embedding what a new model lacks)."""
         with self.writing():
+            if self.store.keeps_vectors:
+                rebuilt = self._rebuilt_index(progress)
+                ids = rebuilt.ids()
+                with self.store.transaction() as conn:
+                    stored_vectors.replace_all(conn, self.settings.model, ids, rebuilt.vectors(ids), rebuilt.dim)
+                with self._index_lock:
+                    self._index = None
+                self._keep_kind()
+                return len(ids)
             with self._index_lock:
                 self._index = self._rebuilt_index(progress)
                 self._save_index()

@@ -17,7 +17,7 @@ from . import dedup, fusion
 from .collection import KnowledgeBase
 from .errors import BadRequest
 from .models import Filters, Hit, SearchResult
-from .query import fts_match, normalize
+from .query import normalize, terms
 from .snippet import make_snippet
 
 MODES = ("hybrid", "dense", "keyword")
@@ -96,17 +96,16 @@ class Searcher:
     def candidates(self, text: str, filters: Filters, mode: str, depth: int) -> list[tuple[int, float]]:
         """Ranked (chunk id, score) pairs for one query, filters applied inside each retriever."""
         settings, index = self.kb.settings, self.kb.index
-        dense, keyword, pool, vector, allowed = [], [], [], None, None
+        dense, keyword, pool, vector = [], [], [], None
         feedback = mode == "hybrid" and settings.feedback_docs > 0
         if mode in ("hybrid", "dense"):
-            allowed = self.allowed_ids(filters)
             vector = self.kb.embedder.encode_query(text)
             # with feedback, one search keeps a deeper pool that the moved query re-scores
-            pool = index.search(vector, max(depth, FEEDBACK_POOL) if feedback else depth, allowed)
+            pool = self._dense(index, vector, max(depth, FEEDBACK_POOL) if feedback else depth, filters)
             dense = pool[:depth]
         if mode in ("hybrid", "keyword"):
-            match = fts_match(text)
-            keyword = self.kb.store.keyword_search(match, filters, depth, self.admitted(filters)) if match else []
+            admitted = None if self.kb.store.keeps_vectors else self.admitted(filters)
+            keyword = self.kb.store.keyword_search(terms(text), filters, depth, admitted)
         if mode == "dense":
             return dense
         if mode == "keyword":
@@ -126,6 +125,12 @@ class Searcher:
         if settings.reranker:
             fused = self._rerank(text, fused)
         return fused
+
+    def _dense(self, index, vector: np.ndarray, k: int, filters: Filters) -> list[tuple[int, float]]:
+        """FAISS gets the ids the filters admit (cached); the database applies the filters itself."""
+        if self.kb.store.keeps_vectors:
+            return index.search(vector, k, filters=filters)
+        return index.search(vector, k, self.allowed_ids(filters))
 
     def _fuse(self, dense, keyword):
         settings = self.kb.settings
@@ -187,7 +192,7 @@ class Searcher:
         centre /= max(float(np.linalg.norm(centre)), 1e-9)
         excluded = {doc.id, *store.duplicates_of(doc.id)}
         filters = Filters(visibility=tuple(visibility) if visibility else Filters().visibility)
-        found = index.search(centre, 200, store.allowed_chunk_ids(filters))
+        found = self._dense(index, centre, 200, filters)
         rows = store.chunk_rows([i for i, _ in found])
         best: dict[int, float] = {}
         for chunk_id, score in found:

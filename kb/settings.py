@@ -23,7 +23,12 @@ def _setting(default, env: str, help: str):
 
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path = _setting(Path("data"), "KB_DATA", "Folder holding the database, index and stored files.")
+    data_dir: Path = _setting(Path("data"), "KB_DATA", "Folder holding the database, index and stored files (with KB_DATABASE_URL: only caches, such as the model's ONNX export).")
+    database_url: str = _setting(
+        "", "KB_DATABASE_URL",
+        "Empty: SQLite + FAISS in the data folder. A postgresql:// URL: everything (documents, vectors "
+        "through pgvector, stored originals, accounts, jobs, audit, themes) lives in that PostgreSQL "
+        "database; see docs/scale-out.md.")
     model: str = _setting(
         DEFAULT_MODEL,
         "KB_MODEL",
@@ -84,6 +89,8 @@ class Settings:
         for name in ("query_encoder", "batch_encoder"):
             if getattr(s, name) not in ENCODERS:
                 raise ConfigError(f"{name} must be onnx or torch, not {getattr(s, name)!r}")
+        if s.database_url and not s.database_url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            raise ConfigError("KB_DATABASE_URL must be empty (SQLite in the data folder) or a postgresql:// URL")
         if s.fusion not in ("convex", "rrf"):
             raise ConfigError(f"fusion must be convex or rrf, not {s.fusion!r}")
         if not 16 <= s.chunk_tokens <= 254:

@@ -48,9 +48,19 @@ class FakeEmbedder:
         return self.encode([text])[0]
 
 
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request) -> str:
+    """Each backend in turn: "" (SQLite + FAISS in the data folder) or a fresh PostgreSQL database."""
+    return request.getfixturevalue("kb_database") if request.param == "postgresql" else ""
+
+
 @pytest.fixture
-def fake_kb(tmp_path):
-    kb = KnowledgeBase.open(Settings(data_dir=tmp_path / "data", model="fake"), FakeEmbedder())
+def fake_kb(tmp_path, database_url):
+    kb = KnowledgeBase.open(Settings(data_dir=tmp_path / "data", model="fake", database_url=database_url),
+                            FakeEmbedder())
     yield kb
     kb.close()
 
@@ -168,6 +178,24 @@ def postgres_server():
 
 
 _postgres_databases = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def kb_template(postgres_server) -> str:
+    """A database with kb's schema made once (Alembic), copied for every test that needs one."""
+    from kb.storage import Store
+
+    Store(postgres_server.create_database("kb_template")).close()
+    return "kb_template"
+
+
+@pytest.fixture
+def kb_database(postgres_server, kb_template, request):
+    """A fresh PostgreSQL database with kb's schema, for this test alone; its URL."""
+    slug = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:40]
+    name = f"kb{next(_postgres_databases)}_{slug}"
+    yield postgres_server.create_database(name, template=kb_template)
+    postgres_server.drop_database(name)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from werkzeug.routing import IntegerConverter
 
 from kb.accounts import Accounts
 from kb.collection import KnowledgeBase
-from kb.errors import KbError
+from kb.errors import ConfigError, KbError
 from kb.jobs import Jobs
 from kb.models import Filters
 from kb.search import Searcher
@@ -39,6 +39,9 @@ class StoredId(IntegerConverter):
 
 def create_app(settings: Settings | None = None, test_config: dict | None = None, kb: KnowledgeBase | None = None) -> Flask:
     settings = settings or Settings.from_env()
+    if settings.database_url and not settings.secret_key:
+        raise ConfigError("with KB_DATABASE_URL, set KB_SECRET_KEY: every web node must sign sign-in cookies "
+                          "with the same key, and a node keeps nothing of its own")
     kb = kb or KnowledgeBase.open(settings)
     app = Flask(__name__)
     app.url_map.converters["int"] = StoredId

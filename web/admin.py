@@ -107,7 +107,7 @@ def decide(job_id: int):
         raise BadRequest("this job is not waiting for a decision")
     if choice == "cancel":
         if job.upload_path:
-            (_kb().data_dir / job.upload_path).unlink(missing_ok=True)
+            _kb().files.delete(job.upload_path)
         _jobs().update(job_id, status="cancelled", progress=100, message="cancelled by a curator")
     elif choice in ("keep", "replace"):
         _jobs().update(job_id, status="queued", meta={**job.meta, "_decision": choice},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 from pathlib import Path
 
@@ -113,9 +114,10 @@ def original(doc_id: int):
         raise NotFound(f"no document {doc_id}")
     if not doc.stored_path:
         raise NotFound("this document has no original file")
-    path = (kb.data_dir / doc.stored_path).resolve()
-    if kb.data_dir.resolve() not in path.parents or not path.is_file():
-        raise NotFound("the original file is missing")
+    try:
+        path = kb.files.local_path(doc.stored_path) or io.BytesIO(kb.files.read(doc.stored_path))
+    except NotFound:
+        raise NotFound("the original file is missing") from None
     name = Path(doc.original_name or f"document-{doc.id}").name
     inline = (doc.mime or "") in ("application/pdf", "text/plain")
     public = doc.visibility == "public" and doc.status == "active"

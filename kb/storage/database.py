@@ -15,10 +15,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import Connection, Engine, Integer, Text, bindparam, cast, create_engine, event, select, update
+from sqlalchemy import (Connection, Engine, Integer, Text, bindparam, cast, create_engine, event, select, text,
+                        update)
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 
+from ..errors import Busy
 from .schema import meta
 
 MMAP_BYTES = 1 << 30  # at most this much of the database file is mapped (SQLite maps what the file holds)
@@ -108,7 +110,14 @@ class Database:
     def transaction(self, bump: str | None = "generation") -> Iterator[Connection]:
         """One write transaction. Chunks or vectors changing bump the `generation` (a running server
         then reloads the vector index); metadata changes bump the `revision` (cached filters are
-        dropped); bookkeeping (accounts, audit, jobs) bumps nothing."""
+        dropped); bookkeeping (accounts, audit, jobs) bumps nothing. Nested in another on the same
+        thread, it joins that one."""
+        outer = getattr(self._local, "conn", None)
+        if outer is not None:  # already in one on this thread: the work joins it
+            yield outer
+            if bump:
+                outer.execute(BUMP, {"counter": bump})
+            return
         with self.engine.connect().execution_options(kb_write=True) as conn:
             with conn.begin():
                 self._local.conn = conn
@@ -118,6 +127,21 @@ class Database:
                         conn.execute(BUMP, {"counter": bump})
                 finally:
                     self._local.conn = None
+
+    @contextmanager
+    def advisory_lock(self, key: int, wait: float) -> Iterator[None]:
+        """PostgreSQL: hold a session-level advisory lock (one writer across every node), waiting up
+        to `wait` seconds for it; Busy when another session keeps it."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            deadline = time.monotonic() + wait
+            while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+                if time.monotonic() >= deadline:
+                    raise Busy("another process is writing to this collection; try again when it ends")
+                time.sleep(0.1)
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
     def counter(self, key: str, conn: Connection | None = None) -> int | None:
         """A number kept in the `meta` table (None when it was never set)."""

@@ -1,13 +1,18 @@
 """The tables, declared once for SQLAlchemy Core: every query outside the dialect-specific parts is
 built from these. They mirror the schema the numbered SQLite migrations leave (version 6).
 
-The keyword index (FTS5 in SQLite) is not here: it is the one table each database keeps its own way.
+The keyword index is the one table each database keeps its own way: FTS5's virtual table in SQLite
+(made by its migrations, queried in store.py), `chunk_search` in PostgreSQL (below). PostgreSQL also
+keeps the vectors (`chunk_vectors`, pgvector) and the stored originals (`files`) that SQLite leaves
+to FAISS files and the data folder.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import (Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, Table, Text,
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (BigInteger, Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, Table, Text,
                         UniqueConstraint)
+from sqlalchemy.dialects.postgresql import TSVECTOR
 
 metadata = MetaData()
 
@@ -150,4 +155,28 @@ chunk_themes = Table(
     Column("theme_id", Integer, ForeignKey("themes.id", ondelete="CASCADE"), nullable=False),
     Column("score", Float, nullable=False),
     Index("chunk_themes_theme", "theme_id"),
+)
+
+
+# PostgreSQL only ------------------------------------------------------------------------------
+
+chunk_search = Table(  # weighted terms of each chunk: text A, heading path B, document title C
+    "chunk_search", metadata,
+    Column("chunk_id", Integer, ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
+    Column("terms", TSVECTOR, nullable=False),
+)
+
+chunk_vectors = Table(
+    "chunk_vectors", metadata,
+    Column("chunk_id", Integer, ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
+    Column("model", Text, nullable=False),
+    Column("embedding", Vector(), nullable=False),
+)
+
+files = Table(  # the originals of documents, so that any web node can serve a download
+    "files", metadata,
+    Column("path", Text, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", Text, nullable=False),
 )

@@ -25,13 +25,14 @@ from .database import Database, now
 from .filters import conditions, tag_values
 from .jobs import JobRows
 from .migrate import upgrade
-from .schema import chunks, doc_bands, documents, embeddings
+from .schema import chunk_search, chunks, doc_bands, documents, embeddings, files
 from .sqlite_migrations import EDITABLE_FIELDS, migrate
 from .themes import ThemeRows
 
 EDITABLE = EDITABLE_FIELDS
 SORTABLE = ("id", "title", "doc_type", "site", "published", "visibility", "status", "added_at", "updated_at")
 BM25 = "bm25(chunks_fts, 1.0, 0.6, 0.8)"  # column weights: text, title, headings
+PG_WEIGHTS = "'{0.1, 0.6, 0.8, 1.0}'::real[]"  # ts_rank_cd's weights of D, C (title), B (headings), A (text)
 KEYWORD_HEAD = 4  # keyword search ranks limit × this many matches before filtering them
 DOC_FIELDS = ("id", "source", "sha256", "title", "doc_type", "site", "partnership", "published", "tags",
               "visibility", "status", "added_at", "updated_at", "original_name", "mime", "stored_path",
@@ -98,6 +99,11 @@ class Store:
     @property
     def dialect(self) -> str:
         return self.db.dialect
+
+    @property
+    def keeps_vectors(self) -> bool:
+        """PostgreSQL keeps the vectors and the originals; with SQLite they are files (FAISS, files/)."""
+        return self.dialect == "postgresql"
 
     def close(self) -> None:
         self.db.close()
@@ -319,15 +325,21 @@ class Store:
         with self.db.read() as conn:
             return np.asarray(conn.execute(query).scalars().all(), dtype=np.int64)
 
-    def keyword_search(self, match: str, filters: Filters, limit: int,
+    def keyword_search(self, words: list[str], filters: Filters, limit: int,
                        admitted: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """BM25 over chunk text, title and headings; higher scores are better.
+        """Keyword relevance over chunk text, title and headings (any of the query's words);
+        higher scores are better. SQLite: FTS5's BM25. PostgreSQL: see `_keyword_postgres`.
 
         FTS5 ranks its own top few hundred first and only those are checked against the filters
         (against `admitted`, the sorted chunk ids the filters admit, when the caller has them):
         ranking every match joined to its document cost three times as much. When too few of them
         pass (a narrow filter), the full filtered query runs; either way the result is the same.
         """
+        if not words:
+            return []
+        if self.dialect == "postgresql":
+            return self._keyword_postgres(words, filters, limit)
+        match = " OR ".join(f'"{w}"' for w in words)  # quoted tokens: FTS5 syntax in a query is plain words
         wanted = KEYWORD_HEAD * limit
         with self.db.sqlite_read() as raw:  # FTS5's own SQL, on sqlite3 itself (see Database.sqlite_read)
             head = raw.execute(KEYWORD_HEAD_SQL, (match, wanted)).fetchall()
@@ -353,6 +365,19 @@ class Store:
         with self.db.read() as conn:
             rows = conn.execute(query, {"m": match}).all()
         return [(int(r[0]), -float(r[1])) for r in rows]
+
+    def _keyword_postgres(self, words: list[str], filters: Filters, limit: int) -> list[tuple[int, float]]:
+        """PostgreSQL full-text search: the chunks matching any word, ranked by `ts_rank_cd` with
+        the weights FTS5's BM25 gives (text 1.0, headings 0.8, title 0.6), filters inside the query."""
+        query = func.to_tsquery("english", " | ".join(words))  # words are letters and digits only (kb.query.terms)
+        rank = func.ts_rank_cd(literal_column(PG_WEIGHTS), chunk_search.c.terms, query, 1).label("rank")
+        statement = (select(chunk_search.c.chunk_id, rank)
+                     .join_from(chunk_search, chunks, chunks.c.id == chunk_search.c.chunk_id)
+                     .join(documents, documents.c.id == chunks.c.doc_id)
+                     .where(chunk_search.c.terms.op("@@")(query), conditions(filters, dialect="postgresql"))
+                     .order_by(rank.desc(), chunk_search.c.chunk_id).limit(limit))
+        with self.db.read() as conn:
+            return [(int(i), float(r)) for i, r in conn.execute(statement)]
 
     def chunk_rows(self, ids: list[int]) -> dict[int, ChunkRow]:
         if not ids:
@@ -417,21 +442,36 @@ class Store:
 
 # the keyword index: FTS5's own table, kept in step with `chunks` -----------------------------
 
+PG_TERMS = ("setweight(to_tsvector('english', {text}), 'A') || setweight(to_tsvector('english', {heading}), 'B') "
+            "|| setweight(to_tsvector('english', {title}), 'C')")
+
+
 def keyword_add(conn: Connection, rows: Iterable[tuple[int, str, str, str]]) -> None:
     rows = [{"id": i, "text": t, "title": title, "heading": h} for i, t, title, h in rows]
-    if rows:
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        terms = PG_TERMS.format(text=":text", heading=":heading", title=":title")
+        conn.execute(text(f"INSERT INTO chunk_search (chunk_id, terms) VALUES (:id, {terms})"), rows)
+    else:
         conn.execute(text("INSERT INTO chunks_fts (rowid, text, title, heading) VALUES (:id, :text, :title, :heading)"),
                      rows)
 
 
 def keyword_remove(conn: Connection, ids: np.ndarray) -> None:
     if len(ids):
-        conn.execute(text("DELETE FROM chunks_fts WHERE rowid = :id"), [{"id": int(i)} for i in ids])
+        table = "chunk_search WHERE chunk_id" if conn.dialect.name == "postgresql" else "chunks_fts WHERE rowid"
+        conn.execute(text(f"DELETE FROM {table} = :id"), [{"id": int(i)} for i in ids])
 
 
 def keyword_retitle(conn: Connection, doc_id: int, title: str) -> None:
-    conn.execute(text("UPDATE chunks_fts SET title = :title WHERE rowid IN (SELECT id FROM chunks WHERE doc_id = :d)"),
-                 {"title": title, "d": doc_id})
+    if conn.dialect.name == "postgresql":
+        terms = PG_TERMS.format(text="c.text", heading="c.heading", title=":title")
+        conn.execute(text(f"UPDATE chunk_search s SET terms = {terms} FROM chunks c "
+                          "WHERE c.id = s.chunk_id AND c.doc_id = :d"), {"title": title, "d": doc_id})
+    else:
+        conn.execute(text("UPDATE chunks_fts SET title = :title WHERE rowid IN (SELECT id FROM chunks WHERE doc_id = :d)"),
+                     {"title": title, "d": doc_id})
 
 
 def _insert_ignore(table, dialect: str):

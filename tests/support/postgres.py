@@ -337,8 +337,8 @@ class PostgresServer:
         with psycopg.connect(self.url_for(database), autocommit=True) as connection:
             connection.execute(statement, params)
 
-    def create_database(self, name: str) -> str:
-        """A new, empty database (copied from template1, so with the vector extension); its URL."""
+    def create_database(self, name: str, template: str = "template1") -> str:
+        """A new database copied from `template` (template1: empty, with the vector extension); its URL."""
         from psycopg import sql
 
         if not _DB_NAME.match(name):
@@ -346,8 +346,8 @@ class PostgresServer:
         # FILE_COPY copies template1's files after a checkpoint: with fsync off, about twice as fast
         # as the default WAL_LOG, which writes every page of the copy to the WAL
         strategy = sql.SQL("WAL_LOG" if self.durable else "FILE_COPY")
-        self.execute("postgres", sql.SQL("CREATE DATABASE {} TEMPLATE template1 STRATEGY {}").format(
-            sql.Identifier(name), strategy))
+        self.execute("postgres", sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY {}").format(
+            sql.Identifier(name), sql.Identifier(template), strategy))
         return self.url_for(name)
 
     def drop_database(self, name: str) -> None:

@@ -1,0 +1,71 @@
+"""Stored files: the originals of documents and uploads waiting for their job, under relative names
+kb makes itself (a content hash, a random id), never names taken from a user.
+
+With SQLite they are files in the data folder; with PostgreSQL they are rows of `files`, so that
+any web node can serve a download or run an upload's job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from sqlalchemy import delete, insert, select
+
+from ..errors import NotFound
+from .database import Database
+from .schema import files
+
+
+class FolderFiles:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def local_path(self, name: str) -> Path:
+        """The file's path on this machine; NotFound when it is missing or lies outside the folder."""
+        path = (self.root / name).resolve()
+        if self.root.resolve() not in path.parents or not path.is_file():
+            raise NotFound("the stored file is missing")
+        return path
+
+    def put(self, name: str, data: bytes) -> None:
+        """Write atomically; a name already present is kept (names are content hashes or random)."""
+        target = self.root / name
+        if target.exists():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+
+    def read(self, name: str) -> bytes:
+        return self.local_path(name).read_bytes()
+
+    def delete(self, name: str) -> None:
+        (self.root / name).unlink(missing_ok=True)
+
+
+class DatabaseFiles:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def local_path(self, name: str) -> None:
+        return None  # nothing on this machine's disk: read() it
+
+    def put(self, name: str, data: bytes) -> None:
+        with self.db.transaction(bump=None) as conn:
+            if conn.execute(select(files.c.path).where(files.c.path == name)).first() is None:
+                conn.execute(insert(files).values(path=name, data=data, size=len(data),
+                                                  sha256=hashlib.sha256(data).hexdigest()))
+
+    def read(self, name: str) -> bytes:
+        with self.db.read() as conn:
+            data = conn.execute(select(files.c.data).where(files.c.path == name)).scalar()
+        if data is None:
+            raise NotFound("the stored file is missing")
+        return bytes(data)
+
+    def delete(self, name: str) -> None:
+        with self.db.transaction(bump=None) as conn:
+            conn.execute(delete(files).where(files.c.path == name))

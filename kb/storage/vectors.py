@@ -1,0 +1,106 @@
+"""Vectors kept in PostgreSQL (pgvector): the same narrow interface as kb/index.py's FAISS index,
+with filters, visibility included, applied inside the query.
+
+Vectors are normalised, so the inner product (`<#>`, negated by pgvector) is the cosine. Below
+`hnsw_threshold` vectors every search is exact (a sequential scan, as FAISS's flat index); above
+it an HNSW index answers, with pgvector's iterative scans so that a narrow filter does not come
+back short.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import Connection, func, insert, select, text
+
+from ..models import Filters
+from .database import Database
+from .filters import conditions
+from .schema import chunk_vectors, chunks, documents
+
+HNSW_INDEX = "chunk_vectors_hnsw"
+EF_SEARCH = 200  # candidates HNSW explores per search (pgvector's default is 40)
+MAX_SCAN_TUPLES = 50_000  # how far an iterative scan may go looking for rows that pass the filters
+
+
+class DatabaseVectors:
+    """Search, read and count the vectors of one model stored beside the chunks."""
+
+    def __init__(self, db: Database, model: str, dim: int, kind: str):
+        self.db, self.model, self.dim, self.kind = db, model, dim, kind
+        self.version = 0  # nothing cached in the process: every search reads the table
+
+    def count(self) -> int:
+        with self.db.read() as conn:
+            return conn.execute(select(func.count()).select_from(chunk_vectors)).scalar()
+
+    def ids(self) -> np.ndarray:
+        with self.db.read() as conn:
+            found = conn.execute(select(chunk_vectors.c.chunk_id).order_by(chunk_vectors.c.chunk_id)).scalars().all()
+        return np.asarray(found, dtype=np.int64)
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The vectors of these ids, in order; zeros for an id not held."""
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        if len(ids):
+            wanted = [int(i) for i in ids]
+            with self.db.read() as conn:
+                found = dict(conn.execute(select(chunk_vectors.c.chunk_id, chunk_vectors.c.embedding)
+                                          .where(chunk_vectors.c.chunk_id.in_(wanted))).all())
+            for row, i in enumerate(wanted):
+                if i in found:
+                    out[row] = found[i]
+        return out
+
+    def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               filters: Filters | None = None) -> list[tuple[int, float]]:
+        """Nearest chunks by inner product among those the filters admit (and `allowed`, if given)."""
+        if k <= 0 or (allowed is not None and not len(allowed)):
+            return []
+        query_vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        distance = chunk_vectors.c.embedding.max_inner_product(query_vector)  # -(inner product)
+        query = (select(chunk_vectors.c.chunk_id, distance.label("distance"))
+                 .join_from(chunk_vectors, chunks, chunks.c.id == chunk_vectors.c.chunk_id)
+                 .join(documents, documents.c.id == chunks.c.doc_id)
+                 .where(conditions(filters or Filters(), dialect="postgresql"))
+                 .order_by(distance).limit(k))
+        if allowed is not None:
+            query = query.where(chunk_vectors.c.chunk_id.in_([int(i) for i in allowed]))
+        with self.db.read() as conn:
+            conn.execute(text(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, k)}"))
+            conn.execute(text("SET LOCAL hnsw.iterative_scan = strict_order"))
+            conn.execute(text(f"SET LOCAL hnsw.max_scan_tuples = {MAX_SCAN_TUPLES}"))
+            rows = conn.execute(query).all()
+        return [(int(i), -float(d)) for i, d in rows]
+
+
+def add(conn: Connection, model: str, ids: np.ndarray, vectors: np.ndarray) -> None:
+    """Store vectors for new chunks, inside the transaction that adds them."""
+    if len(ids):
+        conn.execute(insert(chunk_vectors), [{"chunk_id": int(i), "model": model, "embedding": np.asarray(v, np.float32)}
+                                             for i, v in zip(ids, vectors)])
+
+
+def replace_all(conn: Connection, model: str, ids: np.ndarray, vectors: np.ndarray, dim: int) -> None:
+    """Every vector anew (a new model, or a rebuild); the column takes the model's dimension."""
+    conn.execute(text(f"DROP INDEX IF EXISTS {HNSW_INDEX}"))
+    conn.execute(chunk_vectors.delete())
+    fix_dimension(conn, dim)
+    for start in range(0, len(ids), 5000):
+        add(conn, model, ids[start:start + 5000], vectors[start:start + 5000])
+
+
+def fix_dimension(conn: Connection, dim: int) -> None:
+    """Give the vector column its dimension once the first vectors arrive (HNSW needs one)."""
+    typmod = conn.execute(text("SELECT atttypmod FROM pg_attribute WHERE attrelid = 'chunk_vectors'::regclass "
+                               "AND attname = 'embedding'")).scalar()
+    if typmod != dim:
+        conn.execute(text(f"ALTER TABLE chunk_vectors ALTER COLUMN embedding TYPE vector({int(dim)})"))
+
+
+def ensure_kind(conn: Connection, kind: str) -> None:
+    """An HNSW index when the collection's kind is hnsw, none (exact scans) when flat."""
+    if kind == "hnsw":
+        conn.execute(text(f"CREATE INDEX IF NOT EXISTS {HNSW_INDEX} ON chunk_vectors "
+                          "USING hnsw (embedding vector_ip_ops) WITH (m = 16, ef_construction = 64)"))
+    else:
+        conn.execute(text(f"DROP INDEX IF EXISTS {HNSW_INDEX}"))
