@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     m = models.add_parser("show", help="which encoder answers queries and embeds passages, and the export")
     m.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("copy", help="copy the whole collection to another database (SQLite folder <-> PostgreSQL)")
+    p.add_argument("--to", required=True, metavar="URL_OR_FOLDER",
+                   help="a postgresql:// URL, or a data folder for SQLite + FAISS")
+    p.add_argument("--force", action="store_true", help="replace a collection the target already holds")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("serve", help="run the web app on a production WSGI server")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_port, default=5000)
@@ -278,6 +284,33 @@ def cmd_themes(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_copy(settings: Settings, args) -> int:
+    from dataclasses import asdict, replace
+
+    from kb.collection import KnowledgeBase
+    from kb.transfer import copy_collection
+
+    source = _open(settings, existing=True)
+    to = args.to
+    if to.startswith(("postgresql:", "postgres:")):
+        target_settings = replace(settings, database_url=to)
+    else:
+        target_settings = replace(settings, database_url="", data_dir=Path(to))
+    if (target_settings.database_url or None, Path(target_settings.data_dir).resolve()) == \
+            (settings.database_url or None, Path(settings.data_dir).resolve()):
+        raise BadRequest("the target is the collection itself")
+    target = KnowledgeBase.open(target_settings.validated(), source.embedder)
+    report = copy_collection(source, target, replace=args.force)
+    if args.json:
+        print(json.dumps(asdict(report)))
+    else:
+        rows = ", ".join(f"{n} {name}" for name, n in report.rows.items() if n)
+        print(f"copied {rows}; {report.files} stored files; {report.vectors} vectors (from the embedding cache)")
+        for name in report.missing_files:
+            print(f"missing stored file, not copied: {name}")
+    return 0
+
+
 def cmd_user(settings: Settings, args) -> int:
     from kb.accounts import Accounts
     from kb.audit import record
@@ -356,7 +389,7 @@ def cmd_serve(settings: Settings, args) -> int:
 
 
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "remove": cmd_remove, "reindex": cmd_reindex,
-            "docs": cmd_docs, "stats": cmd_stats, "eval": cmd_eval, "themes": cmd_themes, "user": cmd_user, "model": cmd_model,
+            "docs": cmd_docs, "stats": cmd_stats, "eval": cmd_eval, "themes": cmd_themes, "user": cmd_user, "model": cmd_model, "copy": cmd_copy,
             "serve": cmd_serve}
 
 if __name__ == "__main__":
