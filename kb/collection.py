@@ -79,6 +79,12 @@ class KnowledgeBase:
         if self.store.keeps_vectors:  # the database answers: nothing to load or keep in step
             if self._index is None:
                 with self._index_lock:
+                    if self._index is None and stored_vectors.other_model(self.store.db, self.settings.model):
+                        try:  # vectors of another model: embed again with this one, as FAISS's path does
+                            with self.writing(wait=0):
+                                self.reindex()
+                        except Busy:
+                            pass
                     count = self.store.count("chunks")
                     self._index = self._index or stored_vectors.DatabaseVectors(
                         self.store.db, self.settings.model, self.embedder.dim, self._index_kind(count))

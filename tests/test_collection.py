@@ -290,3 +290,18 @@ def test_a_reader_never_sees_hidden_chunks_while_another_process_is_between_stor
     writer.close()
     reader.close()
 
+
+
+def test_a_model_change_embeds_again_on_every_backend(tmp_path, database_url):
+    class OtherModel(FakeEmbedder):
+        def encode(self, texts):
+            return np.roll(super().encode(texts), 7, axis=1)  # different vectors, same dimension
+
+    settings = Settings(data_dir=tmp_path / "d", model="fake", database_url=database_url)
+    kb = KnowledgeBase.open(settings, FakeEmbedder())
+    add(kb, new_doc("a", ["alpha words"]), new_doc("b", ["beta words"]))
+    kb.close()
+    other = KnowledgeBase.open(Settings(data_dir=tmp_path / "d", model="other", database_url=database_url), OtherModel())
+    hit = Searcher(other).search("beta words", mode="dense").hits[0]
+    assert hit.source == "b" and hit.score > 0.99  # the passage's vector is the new model's
+    assert other.check()["in_step"]

@@ -73,6 +73,13 @@ class DatabaseVectors:
         return [(int(i), -float(d)) for i, d in rows]
 
 
+def other_model(db: Database, model: str) -> bool:
+    """Whether any stored vector was made by another model than this one."""
+    with db.read() as conn:
+        return conn.execute(select(chunk_vectors.c.chunk_id).where(chunk_vectors.c.model != model).limit(1)).first() \
+            is not None
+
+
 def add(conn: Connection, model: str, ids: np.ndarray, vectors: np.ndarray) -> None:
     """Store vectors for new chunks, inside the transaction that adds them."""
     if len(ids):
