@@ -62,3 +62,10 @@ class TooManyAttempts(KbError):
 
     code = "too_many_attempts"
     status = 429
+
+
+class DatabaseUnavailable(KbError):
+    """The database server cannot be reached (down, restarting, or a wrong URL)."""
+
+    code = "database_unavailable"
+    status = 503

@@ -305,3 +305,14 @@ def test_a_model_change_embeds_again_on_every_backend(tmp_path, database_url):
     hit = Searcher(other).search("beta words", mode="dense").hits[0]
     assert hit.source == "b" and hit.score > 0.99  # the passage's vector is the new model's
     assert other.check()["in_step"]
+
+
+def test_an_unreachable_database_is_a_clear_error_that_hides_the_password(tmp_path):
+    from support.postgres import free_port
+
+    from kb.errors import DatabaseUnavailable
+
+    url = f"postgresql://kb:s3cret@127.0.0.1:{free_port()}/kb"  # nothing listens there
+    with pytest.raises(DatabaseUnavailable, match="cannot reach the database") as caught:
+        KnowledgeBase.open(Settings(data_dir=tmp_path / "d", model="fake", database_url=url), FakeEmbedder())
+    assert "s3cret" not in str(caught.value)

@@ -17,7 +17,7 @@ from sqlalchemy import (Connection, bindparam, column, delete, exists, func, ins
                         table, text, union, update)
 from sqlalchemy.exc import OperationalError
 
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest, DatabaseUnavailable, NotFound
 from ..models import ChunkRow, Chunk, DocMeta, Document, Filters, Passage
 from .accounts import AccountRows
 from .audit import AuditRows
@@ -71,7 +71,14 @@ class Store:
         self.path = Path(where) if self.db.dialect == "sqlite" else None
         if self.db.dialect == "sqlite":
             self._migrate()
-        upgrade(self.db)
+            upgrade(self.db)
+            return
+        try:
+            upgrade(self.db)
+        except OperationalError as exc:
+            where = self.db.engine.url.render_as_string(hide_password=True)
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            raise DatabaseUnavailable(f"cannot reach the database at {where}: {reason}") from None
         self.accounts = AccountRows(self.db)
         self.audit = AuditRows(self.db)
         self.jobs = JobRows(self.db)
