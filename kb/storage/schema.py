@@ -164,6 +164,13 @@ chunk_search = Table(  # weighted terms of each chunk: text A, heading path B, d
     "chunk_search", metadata,
     Column("chunk_id", Integer, ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
     Column("terms", TSVECTOR, nullable=False),
+    Column("length", Integer, nullable=False),  # tokens in text, headings and title (BM25's document length)
+)
+
+term_stats = Table(  # in how many chunks each lexeme occurs (BM25's document frequency)
+    "term_stats", metadata,
+    Column("term", Text, primary_key=True),
+    Column("df", Integer, nullable=False),
 )
 
 chunk_vectors = Table(

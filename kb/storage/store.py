@@ -8,6 +8,7 @@ happen inside `transaction()`, whose connection the write methods take as their 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Iterable, NamedTuple
@@ -15,6 +16,8 @@ from typing import Iterable, NamedTuple
 import numpy as np
 from sqlalchemy import (Connection, bindparam, column, delete, exists, func, insert, literal, literal_column, select,
                         table, text, union, update)
+from sqlalchemy import Float, Text, cast
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import OperationalError
 
 from ..errors import BadRequest, DatabaseUnavailable, NotFound
@@ -25,14 +28,13 @@ from .database import Database, now
 from .filters import conditions, tag_values
 from .jobs import JobRows
 from .migrate import upgrade
-from .schema import chunk_search, chunks, doc_bands, documents, embeddings, files
+from .schema import chunk_search, chunks, doc_bands, documents, embeddings, meta, term_stats
 from .sqlite_migrations import EDITABLE_FIELDS, migrate
 from .themes import ThemeRows
 
 EDITABLE = EDITABLE_FIELDS
 SORTABLE = ("id", "title", "doc_type", "site", "published", "visibility", "status", "added_at", "updated_at")
 BM25 = "bm25(chunks_fts, 1.0, 0.6, 0.8)"  # column weights: text, title, headings
-PG_WEIGHTS = "'{0.1, 0.6, 0.8, 1.0}'::real[]"  # ts_rank_cd's weights of D, C (title), B (headings), A (text)
 KEYWORD_HEAD = 4  # keyword search ranks limit × this many matches before filtering them
 DOC_FIELDS = ("id", "source", "sha256", "title", "doc_type", "site", "partnership", "published", "tags",
               "visibility", "status", "added_at", "updated_at", "original_name", "mime", "stored_path",
@@ -71,11 +73,11 @@ class Store:
         self.path = Path(where) if self.db.dialect == "sqlite" else None
         if self.db.dialect == "sqlite":
             self._migrate()
-            upgrade(self.db)
-            return
         try:
             upgrade(self.db)
         except OperationalError as exc:
+            if self.db.dialect == "sqlite":
+                raise
             where = self.db.engine.url.render_as_string(hide_password=True)
             reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
             raise DatabaseUnavailable(f"cannot reach the database at {where}: {reason}") from None
@@ -374,16 +376,27 @@ class Store:
         return [(int(r[0]), -float(r[1])) for r in rows]
 
     def _keyword_postgres(self, words: list[str], filters: Filters, limit: int) -> list[tuple[int, float]]:
-        """PostgreSQL full-text search: the chunks matching any word, ranked by `ts_rank_cd` with
-        the weights FTS5's BM25 gives (text 1.0, headings 0.8, title 0.6), filters inside the query."""
+        """PostgreSQL: the chunks matching any word (the GIN index), ranked by BM25 as FTS5 ranks
+        them (the `kb_bm25` function, from the term statistics kept beside the index), filters
+        inside the query. ts_rank_cd lost 0.045-0.075 nDCG@10 against it (docs/scale-out.md)."""
         query = func.to_tsquery("english", " | ".join(words))  # words are letters and digits only (kb.query.terms)
-        rank = func.ts_rank_cd(literal_column(PG_WEIGHTS), chunk_search.c.terms, query, 1).label("rank")
-        statement = (select(chunk_search.c.chunk_id, rank)
-                     .join_from(chunk_search, chunks, chunks.c.id == chunk_search.c.chunk_id)
-                     .join(documents, documents.c.id == chunks.c.doc_id)
-                     .where(chunk_search.c.terms.op("@@")(query), conditions(filters, dialect="postgresql"))
-                     .order_by(rank.desc(), chunk_search.c.chunk_id).limit(limit))
         with self.db.read() as conn:
+            stats = dict(conn.execute(select(meta.c.key, meta.c.value)
+                                      .where(meta.c.key.in_(("keyword_chunks", "keyword_length")))).all())
+            chunks_n, length = int(stats.get("keyword_chunks", 0)), int(stats.get("keyword_length", 0))
+            found = conn.execute(select(term_stats.c.term, term_stats.c.df).where(term_stats.c.term == func.any(
+                func.tsvector_to_array(func.to_tsvector("english", " ".join(words)))))).all()
+            if not found or not chunks_n:
+                return []
+            lexemes = [t for t, _ in found]
+            idf = [max(math.log((chunks_n - df + 0.5) / (df + 0.5)), 1e-6) for _, df in found]
+            score = func.kb_bm25(chunk_search.c.terms, chunk_search.c.length, cast(lexemes, ARRAY(Text)),
+                                 cast(idf, ARRAY(Float)), max(length / chunks_n, 1.0)).label("score")
+            statement = (select(chunk_search.c.chunk_id, score)
+                         .join_from(chunk_search, chunks, chunks.c.id == chunk_search.c.chunk_id)
+                         .join(documents, documents.c.id == chunks.c.doc_id)
+                         .where(chunk_search.c.terms.op("@@")(query), conditions(filters, dialect="postgresql"))
+                         .order_by(score.desc(), chunk_search.c.chunk_id).limit(limit))
             return [(int(i), float(r)) for i, r in conn.execute(statement)]
 
     def chunk_rows(self, ids: list[int]) -> dict[int, ChunkRow]:
@@ -449,6 +462,7 @@ class Store:
 
 # the keyword index: FTS5's own table, kept in step with `chunks` -----------------------------
 
+PG_LENGTH = "coalesce((SELECT max(p) FROM unnest({v}) AS u, unnest(u.positions) AS p), 0)"  # tokens, as FTS5 counts
 PG_TERMS = ("setweight(to_tsvector('english', {text}), 'A') || setweight(to_tsvector('english', {heading}), 'B') "
             "|| setweight(to_tsvector('english', {title}), 'C')")
 
@@ -459,26 +473,53 @@ def keyword_add(conn: Connection, rows: Iterable[tuple[int, str, str, str]]) -> 
         return
     if conn.dialect.name == "postgresql":
         terms = PG_TERMS.format(text=":text", heading=":heading", title=":title")
-        conn.execute(text(f"INSERT INTO chunk_search (chunk_id, terms) VALUES (:id, {terms})"), rows)
+        conn.execute(text(f"INSERT INTO chunk_search (chunk_id, terms, length) SELECT :id, t, {PG_LENGTH.format(v='t')} "
+                          f"FROM (SELECT {terms}) AS x(t)"), rows)
+        _term_stats(conn, [r["id"] for r in rows], +1)
     else:
         conn.execute(text("INSERT INTO chunks_fts (rowid, text, title, heading) VALUES (:id, :text, :title, :heading)"),
                      rows)
 
 
 def keyword_remove(conn: Connection, ids: np.ndarray) -> None:
-    if len(ids):
-        table = "chunk_search WHERE chunk_id" if conn.dialect.name == "postgresql" else "chunks_fts WHERE rowid"
-        conn.execute(text(f"DELETE FROM {table} = :id"), [{"id": int(i)} for i in ids])
+    if not len(ids):
+        return
+    if conn.dialect.name == "postgresql":
+        _term_stats(conn, [int(i) for i in ids], -1)
+        conn.execute(text("DELETE FROM chunk_search WHERE chunk_id = ANY(:ids)"), {"ids": [int(i) for i in ids]})
+    else:
+        conn.execute(text("DELETE FROM chunks_fts WHERE rowid = :id"), [{"id": int(i)} for i in ids])
 
 
 def keyword_retitle(conn: Connection, doc_id: int, title: str) -> None:
     if conn.dialect.name == "postgresql":
+        ids = list(conn.execute(select(chunks.c.id).where(chunks.c.doc_id == doc_id)).scalars())
+        _term_stats(conn, ids, -1)
         terms = PG_TERMS.format(text="c.text", heading="c.heading", title=":title")
         conn.execute(text(f"UPDATE chunk_search s SET terms = {terms} FROM chunks c "
                           "WHERE c.id = s.chunk_id AND c.doc_id = :d"), {"title": title, "d": doc_id})
+        conn.execute(text(f"UPDATE chunk_search SET length = {PG_LENGTH.format(v='terms')} WHERE chunk_id = ANY(:ids)"),
+                     {"ids": ids})
+        _term_stats(conn, ids, +1)
     else:
         conn.execute(text("UPDATE chunks_fts SET title = :title WHERE rowid IN (SELECT id FROM chunks WHERE doc_id = :d)"),
                      {"title": title, "d": doc_id})
+
+
+def _term_stats(conn: Connection, ids: list[int], sign: int) -> None:
+    """PostgreSQL: count these chunks in (+1) or out (-1) of the BM25 statistics."""
+    if not ids:
+        return
+    conn.execute(text(
+        "INSERT INTO term_stats (term, df) SELECT lexeme, :sign * count(*) FROM chunk_search, "
+        "unnest(tsvector_to_array(terms)) AS lexeme WHERE chunk_id = ANY(:ids) GROUP BY lexeme "
+        "ON CONFLICT (term) DO UPDATE SET df = term_stats.df + excluded.df"), {"ids": ids, "sign": sign})
+    conn.execute(text(
+        "INSERT INTO meta (key, value) SELECT k, (:sign * v)::text FROM (SELECT count(*) AS n, "
+        "coalesce(sum(length), 0) AS total FROM chunk_search WHERE chunk_id = ANY(:ids)) AS x, "
+        "LATERAL (VALUES ('keyword_chunks', x.n), ('keyword_length', x.total)) AS c(k, v) "
+        "ON CONFLICT (key) DO UPDATE SET value = (CAST(meta.value AS bigint) + CAST(excluded.value AS bigint))::text"),
+        {"ids": ids, "sign": sign})
 
 
 def _insert_ignore(table, dialect: str):
