@@ -7,11 +7,12 @@ import re
 
 import pytest
 
+from cli import main
 from conftest import make_pdf
 from ingest.pipeline import ingest_paths
 from kb.accounts import Accounts
-from cli import main
 from kb.collection import KnowledgeBase
+from kb.errors import NotFound
 from kb.models import DocMeta
 from kb.settings import Settings
 from support.db import run as sql_run
@@ -22,7 +23,8 @@ ADMIN_PAGES = ["/admin/", "/admin/documents", "/admin/upload", "/admin/jobs", "/
 
 
 @pytest.fixture
-def site(tmp_path, model):
+def site(tmp_path, model, database_url):
+    """Two documents, a curator and a partner, on each backend in turn."""
     from web import create_app
 
     folder = tmp_path / "docs"
@@ -30,7 +32,8 @@ def site(tmp_path, model):
     (folder / "public.md").write_text("# Allotments in Croydon\n\nResidents grow vegetables together on allotments.\n")
     (folder / "secret.md").write_text("# Peer support in Leeds\n\nPeer supporters with lived experience of mental "
                                       "health problems ran listening circles.\n")
-    settings = Settings(data_dir=tmp_path / "data", max_file_mb=1)
+    settings = Settings(data_dir=tmp_path / "data", max_file_mb=1, database_url=database_url,
+                        secret_key="a key every node shares" if database_url else "")
     kb = KnowledgeBase.open(settings, model)
     ingest_paths(kb, [folder / "public.md"], DocMeta(site="Croydon"))
     ingest_paths(kb, [folder / "secret.md"], DocMeta(site="Leeds", visibility="partners"))
@@ -197,9 +200,9 @@ def test_an_uploaded_replacement_outlasts_re_ingesting_the_unchanged_file(site, 
     finish(site)
     replaced = kb.store.get(doc_id)  # the same document, now holding the upload; who may see it is unchanged
     assert (replaced.visibility, replaced.site) == ("public", "Croydon")
-    assert "Every Saturday" in kb.store.body(doc_id) and (kb.data_dir / replaced.stored_path).exists()
+    assert "Every Saturday" in kb.store.body(doc_id) and b"Every Saturday" in kb.files.read(replaced.stored_path)
     assert ingest_paths(kb, [path]).items[0].status == "unchanged"
-    assert "Every Saturday" in kb.store.body(doc_id) and (kb.data_dir / replaced.stored_path).exists()
+    assert "Every Saturday" in kb.store.body(doc_id) and b"Every Saturday" in kb.files.read(replaced.stored_path)
     moved = path.with_name("allotments-2024.md")  # renamed: the document, upload and all, follows it
     path.rename(moved)
     report = ingest_paths(kb, [tmp_path / "mine"], prune=True)
@@ -232,9 +235,11 @@ def test_edit_retire_restore_delete_and_audit(site):
     assert site.test_client().get(f"/doc/{doc.id}").status_code == 404
     client.post(f"/admin/documents/{doc.id}/restore", data={"csrf_token": t})
     assert site.test_client().get("/api/search?q=vegetables+allotments").get_json()["hits"]
-    stored = kb.data_dir / doc.stored_path
+    assert kb.files.read(doc.stored_path)
     client.post(f"/admin/documents/{doc.id}/delete", data={"csrf_token": t})
-    assert kb.store.count() == 1 and not stored.exists() and kb.check()["in_step"]
+    assert kb.store.count() == 1 and kb.check()["in_step"]
+    with pytest.raises(NotFound):  # the original went with it, from the folder or the database
+        kb.files.read(doc.stored_path)
 
     log = client.get("/admin/audit").get_data(as_text=True)
     for action in ("login", "edit", "retire", "restore", "delete"):
@@ -346,11 +351,12 @@ def test_user_cli(tmp_path, capsys, monkeypatch):
     assert main(["--data", str(tmp_path), "user", "remove", "maria"]) == 1
 
 
-def test_each_queued_job_is_claimed_by_one_process_only(tmp_path):
+def test_each_queued_job_is_claimed_by_one_process_only(tmp_path, database_url):
     from kb.jobs import Jobs
 
-    kb = KnowledgeBase.open(Settings(data_dir=tmp_path / "data", model="fake"))
-    other = KnowledgeBase.open(Settings(data_dir=tmp_path / "data", model="fake"))  # a second server
+    kb = KnowledgeBase.open(Settings(data_dir=tmp_path / "data", model="fake", database_url=database_url))
+    other = KnowledgeBase.open(Settings(data_dir=tmp_path / "data2", model="fake", database_url=database_url)
+                               if database_url else Settings(data_dir=tmp_path / "data", model="fake"))  # a second server
     mine, theirs = Jobs(kb.store), Jobs(other.store)
     first, second = mine.create("reembed", "cur"), mine.create("reembed", "cur")
     assert mine.claim_next("host-a:1").id == first.id
