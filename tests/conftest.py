@@ -158,9 +158,30 @@ def corpus_app(corpus_kb):
     return app
 
 
-@pytest.fixture
-def client(corpus_app):
-    return corpus_app.test_client()
+@pytest.fixture(scope="session")
+def corpus_app_postgres(corpus_kb, postgres_server, kb_template, tmp_path_factory):
+    """The same corpus on PostgreSQL: copied from the SQLite one by `kb copy`'s code (ids kept,
+    nothing embedded again), served by its own app."""
+    from kb.transfer import copy_collection
+    from web import create_app
+
+    url = postgres_server.create_database("corpus", template=kb_template)
+    settings = Settings(data_dir=tmp_path_factory.mktemp("corpus-pg") / "data", database_url=url,
+                        secret_key="a key every node shares")
+    kb = KnowledgeBase.open(settings, corpus_kb.embedder)
+    copy_collection(corpus_kb, kb)
+    kb.ingest_report = corpus_kb.ingest_report
+    app = create_app(settings, {"TESTING": True}, kb=kb)
+    yield app
+    app.extensions["worker"].stop()  # before the server goes: its worker polls the database
+    kb.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def client(request, corpus_app):
+    """A test client of the corpus app, on each backend in turn."""
+    app = corpus_app if request.param == "sqlite" else request.getfixturevalue("corpus_app_postgres")
+    return app.test_client()
 
 
 @pytest.fixture(scope="session")

@@ -53,15 +53,16 @@ def test_themes_are_reproducible(corpus_kb):
     assert not themes.stale(corpus_kb)
 
 
-def test_theme_pages_and_heat_map(client, corpus_kb):
+def test_theme_pages_and_heat_map(client):
+    kb = client.application.extensions["kb"]  # the backend this client's app runs on
     html = client.get("/themes").get_data(as_text=True)
     assert "Passages per theme and site" in html and 'class="heat heat-' in html
-    visible = themes.visible_themes(corpus_kb, ("public",))
+    visible = themes.visible_themes(kb, ("public",))
     assert visible and all(t.label for t in visible)
     page = client.get(f"/themes/{visible[0].id}").get_data(as_text=True)
     assert "Representative passages" in page and visible[0].label in page
     assert LEEDS_REPORT not in page
-    everyone = themes.visible_themes(corpus_kb, ("public", "partners", "curators"))
+    everyone = themes.visible_themes(kb, ("public", "partners", "curators"))
     assert sum(t.passages for t in everyone) > sum(t.passages for t in visible)  # the partners-only report counts only for partners
     assert client.get("/themes/9999").status_code == 404
 
