@@ -54,6 +54,7 @@ class KnowledgeBase:
         self._index_lock = threading.RLock()
         self._writer = threading.RLock()
         self._write_depth = 0
+        self._analyzed = 0  # PostgreSQL: chunks when the planner's statistics were last refreshed
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> "KnowledgeBase":
@@ -308,10 +309,17 @@ class KnowledgeBase:
         return best, (round(best_score, 3) if best else None)
 
     def _keep_kind(self) -> None:
-        """PostgreSQL: an HNSW index once the collection is large enough (the auto kind), none below."""
-        kind = self._index_kind(self.store.count("chunks"))
+        """PostgreSQL: an HNSW index once the collection is large enough (the auto kind), none below;
+        and fresh planner statistics whenever the collection has grown by a fifth. Without them a
+        newly filled collection was planned as nearly empty: a dense search at 5,000 passages took
+        41 ms in nested loops instead of 6 ms in a scan."""
+        count = self.store.count("chunks")
+        kind = self._index_kind(count)
         with self.store.transaction(bump=None) as conn:
             stored_vectors.ensure_kind(conn, kind)
+        if count > 1.2 * self._analyzed + 100:
+            self.store.analyze()
+            self._analyzed = count
         with self._index_lock:
             self._index = None  # made again, with its kind, when next asked for
 

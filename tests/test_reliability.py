@@ -35,6 +35,7 @@ from kb.collection import KnowledgeBase
 from kb.errors import Busy
 from kb.index import VectorIndex
 from kb.settings import Settings
+from support.db import rows as sql_rows
 
 pytestmark = pytest.mark.model
 
@@ -298,6 +299,116 @@ def check_after_crash(data: Path, version: int, setup: dict, model) -> dict:
             assert version == 2 and now[name] == old.get(name), f"{name} is partly written"
             old_version += 1
     return {"present": present, "absent": absent, "old_version": old_version, "index_repaired": lagging}
+
+
+# crash safety on PostgreSQL ---------------------------------------------------------------------
+
+def pg_snapshot(store) -> dict[str, list[str]]:
+    """Each document's chunk texts, by file name (as `snapshot`, through the store's engine)."""
+    out: dict[str, list[str]] = {}
+    for name, text in sql_rows(store, "SELECT d.original_name, c.text FROM documents d JOIN chunks c "
+                                      "ON c.doc_id = d.id ORDER BY d.id, c.ordinal"):
+        out.setdefault(name, []).append(text)
+    return out
+
+
+def pg_checks(store) -> None:
+    """What PostgreSQL keeps beside the chunks is whole: a keyword row and a vector for every chunk,
+    an original for every document, and BM25's statistics equal to a count made afresh."""
+    assert sql_rows(store, "SELECT count(*) FROM chunks c WHERE NOT EXISTS "
+                           "(SELECT 1 FROM chunk_search s WHERE s.chunk_id = c.id)") == [(0,)]
+    assert sql_rows(store, "SELECT count(*) FROM chunks c WHERE NOT EXISTS "
+                           "(SELECT 1 FROM chunk_vectors v WHERE v.chunk_id = c.id)") == [(0,)]
+    assert sql_rows(store, "SELECT count(*) FROM documents d WHERE d.stored_path IS NOT NULL AND NOT EXISTS "
+                           "(SELECT 1 FROM files f WHERE f.path = d.stored_path)") == [(0,)]
+    assert sql_rows(store, "SELECT count(*) FROM (SELECT lexeme, count(*) AS n FROM chunk_search, "
+                           "unnest(tsvector_to_array(terms)) AS lexeme GROUP BY lexeme) AS fresh FULL JOIN "
+                           "(SELECT term, df FROM term_stats WHERE df > 0) AS kept ON kept.term = fresh.lexeme "
+                           "WHERE kept.df IS DISTINCT FROM fresh.n") == [(0,)]
+    kept = dict(sql_rows(store, "SELECT key, value FROM meta WHERE key IN ('keyword_chunks', 'keyword_length')"))
+    (chunks, length), = sql_rows(store, "SELECT count(*), coalesce(sum(length), 0) FROM chunk_search")
+    assert (int(kept.get("keyword_chunks", 0)), int(kept.get("keyword_length", 0))) == (chunks, length)
+
+
+@pytest.fixture(scope="module")
+def pg_baseline(crash_setup, launcher, postgres_server, kb_template, tmp_path_factory):
+    """The SQLite baseline (version 1 of the update folder) copied into PostgreSQL by `kb copy`: the
+    template of every update run."""
+    root = tmp_path_factory.mktemp("crash-pg")
+    url = postgres_server.create_database("crash_baseline", template=kb_template)
+    status, out = launcher.run(["--data", crash_setup["baseline"], "copy", "--to", url], root / "baseline.out")
+    assert status == 0, out
+    return "crash_baseline"
+
+
+def test_sigkill_during_ingest_into_postgresql_loses_nothing(crash_setup, pg_baseline, launcher, model, tmp_path,
+                                                              postgres_server, kb_template):
+    """As the test above, on PostgreSQL: a killed ingest's transaction is rolled back by the server,
+    its advisory lock released with its connection, and the next ingest finishes the job."""
+    rng = random.Random(SEED + 1)
+    targets = [t for t in TARGETS if not t.endswith("save")]  # no index files to save on PostgreSQL
+    results = []
+    started = time.monotonic()
+    for run in range(RUNS):
+        target = targets[run % len(targets)]
+        version = TARGETS[target]
+        name = f"crash_pg_{run}"
+        url = postgres_server.create_database(name, template=kb_template if version == 1 else pg_baseline)
+        data = tmp_path / f"run-{run}"  # caches only
+        folder = crash_setup["fresh"] if version == 1 else crash_setup["update"]
+        extra = [] if version == 1 else ["--prune"]
+        marker, occurrence, delay = aim(rng, target, crash_setup[version][1])
+        trace = tmp_path / f"trace-{run}"
+        argv = ["--data", data, "--database-url", url, "ingest", folder, *extra]
+        pid = launcher.start(argv, tmp_path / f"out-{run}", trace)
+        kill_at(pid, trace, marker, occurrence, delay)
+        status = launcher.wait(pid)
+        assert status in (0, -signal.SIGKILL), (run, status, (tmp_path / f"out-{run}").read_text())
+        killed = status == -signal.SIGKILL
+        kb = KnowledgeBase.open(Settings(data_dir=data, database_url=url), model)
+        try:
+            assert kb.check()["in_step"]
+            pg_checks(kb.store)
+            now = pg_snapshot(kb.store)
+        finally:
+            kb.close()
+        new, old = crash_setup[version][0], crash_setup[1][0]
+        whole = absent = old_version = 0
+        for file_name in set(new) | set(old):
+            if file_name not in now:
+                absent += 1
+            elif now[file_name] == new.get(file_name):
+                whole += 1
+            else:
+                assert version == 2 and now[file_name] == old.get(file_name), f"run {run}: {file_name} is partly written"
+                old_version += 1
+        status, out = launcher.run(argv, tmp_path / f"again-{run}")
+        assert status == 0 and " 0 failed" in out, out
+        kb = KnowledgeBase.open(Settings(data_dir=data, database_url=url), model)
+        try:
+            assert kb.check()["in_step"]
+            pg_checks(kb.store)
+            assert pg_snapshot(kb.store) == new, f"run {run}: the second ingest did not finish the job"
+        finally:
+            kb.close()
+        postgres_server.drop_database(name)
+        results.append({"run": run, "target": target, "killed": killed, "delay_ms": round(delay * 1000, 1),
+                        "last_phase": read_trace(trace)[-1][1] if killed else "completed",
+                        "present": whole, "absent": absent, "old_version": old_version})
+    summary = {
+        "runs": len(results), "killed": sum(r["killed"] for r in results), "seed": SEED + 1,
+        "last_phase": dict(Counter(r["last_phase"] for r in results)),
+        "documents_whole_new": sum(r["present"] for r in results),
+        "documents_whole_old_version": sum(r["old_version"] for r in results),
+        "documents_absent": sum(r["absent"] for r in results),
+        "documents_partial": 0, "second_ingest_failures": 0,  # either would have failed the test above
+        "seconds": round(time.monotonic() - started, 1), "runs_detail": results,
+    }
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    (REPORTS / "crash-postgresql.json").write_text(json.dumps(summary, indent=2))
+    assert summary["killed"] >= 0.9 * RUNS
+    assert summary["last_phase"].get("embed", 0) and summary["last_phase"].get("write", 0) + \
+        summary["last_phase"].get("commit", 0), summary["last_phase"]
 
 
 # readers during writes ----------------------------------------------------------------------------

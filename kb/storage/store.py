@@ -117,6 +117,12 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    def analyze(self) -> None:
+        """PostgreSQL: refresh the planner's statistics of the tables a search reads."""
+        if self.dialect == "postgresql":
+            with self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("ANALYZE documents, chunks, chunk_vectors, chunk_search, term_stats"))
+
     def transaction(self, bump: str | None = "generation"):
         return self.db.transaction(bump)
 
