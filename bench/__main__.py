@@ -103,10 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         saved.parent.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps(results, indent=1), encoding="utf-8")
     config.out.parent.mkdir(parents=True, exist_ok=True)
+    from . import backends
     from .serving_report import block
 
-    serving = block(config.out)  # python -m bench.serving's section stays until that bench runs again
-    config.out.write_text(render(results) + ("\n" + serving if serving else ""), encoding="utf-8")
+    # the sections of python -m bench.serving and python -m bench.backends stay until those run again
+    kept = [part for part in (block(config.out), backends.block(config.out)) if part]
+    config.out.write_text(render(results) + "".join("\n" + part for part in kept), encoding="utf-8")
     print(f"wrote {config.out}", file=sys.stderr)
     return 0
 

@@ -53,3 +53,26 @@ def test_serving_benchmark_runs_both_sides_at_tiny_sizes(tmp_path, model, monkey
     for target in ("first answer after `kb serve` starts", "query encode p50", "HTTP p95 with 4 clients",
                    "server peak RSS at 5k"):
         assert target in report
+
+
+def test_backends_benchmark_runs_both_backends_at_tiny_sizes(tmp_path, model, monkeypatch, postgres_server):
+    """SQLite and PostgreSQL side by side: ingest, search at both sizes and disk, for each backend;
+    `python -m bench` keeps the section when it writes the report again."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from bench.backends import Config, render, run, splice
+
+    config = Config(passages=12, scale=300, queries=8, out=tmp_path / "benchmarks.md")
+    results = run(config, tmp_path / "work", postgres_server.url)
+    assert set(results["ingest"]) == {"sqlite", "postgresql"}
+    assert results["ingest"]["sqlite"]["chunks"] == results["ingest"]["postgresql"]["chunks"] > 0
+    for label, table in results["latency"].items():
+        assert set(table) == {f"{mode}, {backend}" for mode in ("dense", "keyword", "hybrid")
+                              for backend in ("sqlite", "postgresql")}, label
+        assert all(disk > 0 for disk in results["disk_mb"][label].values())
+    out = config.out
+    out.write_text("# Benchmarks\n\nearlier sections\n")
+    splice(out, render(results))
+    splice(out, render(results))  # a second run replaces the section
+    report = out.read_text()
+    assert report.startswith("# Benchmarks") and report.count("## 10. Backends") == 1
+    assert "PostgreSQL / SQLite" in report

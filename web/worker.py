@@ -27,9 +27,12 @@ class Worker:
         self._thread = threading.Thread(target=self._loop, name="kb-worker", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop taking jobs and wait (up to `timeout` seconds) for the one running to end."""
         self._stop.set()
         self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
 
     def notify(self) -> None:
         self._wake.set()
