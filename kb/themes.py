@@ -8,7 +8,6 @@ are hidden from them or retired since the themes were built.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import threading

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import ast
 from dataclasses import fields
-from pathlib import Path
 
-from conftest import ROOT
 from cli import COMMANDS, build_parser
+from conftest import ROOT
 from kb.settings import Settings
 
 SETTINGS_DOC = (ROOT / "docs" / "settings.md").read_text()
