@@ -2,7 +2,9 @@
 
 `schema.py` declares the tables (SQLAlchemy Core), `database.py` holds the engine, read connections
 and write transactions, `filters.py` turns search filters into conditions, and the other modules
-hold the queries of one part of kb each: `store.py` documents, chunks, vectors and the keyword index;
+hold the queries of one part of kb each: `store.py` documents, chunks and the embedding cache;
+`keyword.py` the keyword index (FTS5, or a tsvector with BM25 in SQL); `vectors.py` pgvector;
+`files.py` stored originals; `copy.py` moving a collection between databases;
 `accounts.py`, `jobs.py`, `audit.py` and `themes.py` theirs. Callers get typed rows back.
 """
 

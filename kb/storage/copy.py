@@ -12,7 +12,8 @@ from sqlalchemy import func, insert, select, text, update
 from ..errors import BadRequest
 from .schema import (audit, chunk_themes, chunks, doc_bands, documents, embeddings, jobs, meta, sessions, themes,
                      users)
-from .store import Store, keyword_add
+from . import keyword
+from .store import Store
 
 # parents before children; login_failures (a few minutes' throttling) stay behind
 TABLES = (documents, chunks, embeddings, doc_bands, users, sessions, audit, jobs, themes, chunk_themes, meta)
@@ -49,7 +50,7 @@ def copy_rows(source: Store, target: Store, replace: bool = False) -> dict[str, 
             titles.update(conn.execute(select(documents.c.id, documents.c.title)).all())
             for part in _batches(conn.execute(select(chunks.c.id, chunks.c.doc_id, chunks.c.text, chunks.c.heading)
                                               .order_by(chunks.c.id))):
-                keyword_add(out, [(i, body, titles[doc_id], heading) for i, doc_id, body, heading in part])
+                keyword.add(out, [(i, body, titles[doc_id], heading) for i, doc_id, body, heading in part])
         if target.dialect == "postgresql":
             for table in (documents, chunks, users, audit, jobs):  # identities continue after the copied ids
                 out.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "

@@ -8,16 +8,12 @@ happen inside `transaction()`, whose connection the write methods take as their 
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
-from sqlalchemy import (Connection, bindparam, column, delete, exists, func, insert, literal, literal_column, select,
-                        table, text, union, update)
-from sqlalchemy import Float, Text, cast
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, bindparam, delete, exists, func, insert, literal, select, text, union, update
 from sqlalchemy.exc import OperationalError
 
 from ..errors import BadRequest, DatabaseUnavailable, NotFound
@@ -26,22 +22,20 @@ from .accounts import AccountRows
 from .audit import AuditRows
 from .database import Database, now
 from .filters import conditions, tag_values
+from . import keyword
 from .jobs import JobRows
 from .migrate import upgrade
-from .schema import chunk_search, chunks, doc_bands, documents, embeddings, meta, term_stats
+from .schema import chunks, doc_bands, documents, embeddings
 from .sqlite_migrations import EDITABLE_FIELDS, migrate
 from .themes import ThemeRows
 
 EDITABLE = EDITABLE_FIELDS
 SORTABLE = ("id", "title", "doc_type", "site", "published", "visibility", "status", "added_at", "updated_at")
-BM25 = "bm25(chunks_fts, 1.0, 0.6, 0.8)"  # column weights: text, title, headings
-KEYWORD_HEAD = 4  # keyword search ranks limit × this many matches before filtering them
 DOC_FIELDS = ("id", "source", "sha256", "title", "doc_type", "site", "partnership", "published", "tags",
               "visibility", "status", "added_at", "updated_at", "original_name", "mime", "stored_path",
               "source_publication", "original_title", "dup_of", "edited", "source_sha")
 CHUNK_COUNT = (select(func.count()).where(chunks.c.doc_id == documents.c.id)
                .correlate(documents).scalar_subquery().label("chunk_count"))
-FTS = table("chunks_fts", column("rowid"))  # FTS5's virtual table, made by the SQLite migrations
 ROW_COLUMNS = (chunks.c.id, chunks.c.doc_id, chunks.c.ordinal, chunks.c.text, chunks.c.heading, chunks.c.page,
                chunks.c.char_start, chunks.c.char_end, documents.c.title, documents.c.source, documents.c.site,
                documents.c.doc_type, documents.c.published, documents.c.tags, documents.c.dup_of,
@@ -54,7 +48,6 @@ CHUNK_ROWS_SQLITE = (
     "SELECT c.id, c.doc_id, c.ordinal, c.text, c.heading, c.page, c.char_start, c.char_end, d.title, d.source, "
     "d.site, d.doc_type, d.published, d.tags, d.dup_of, d.visibility, d.status "
     "FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})")
-KEYWORD_HEAD_SQL = (f"SELECT rowid, {BM25} AS rank FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?")
 
 
 class EmbeddingSource(NamedTuple):
@@ -215,7 +208,7 @@ class Store:
                 char_start=chunk.char_start, char_end=chunk.char_end, tokens=chunk.tokens,
                 text_hash=text_hash)).inserted_primary_key[0]
             ids.append(int(chunk_id))
-        keyword_add(conn, [(i, c.text, title, c.heading) for i, c in zip(ids, new)])
+        keyword.add(conn, [(i, c.text, title, c.heading) for i, c in zip(ids, new)])
         return ids
 
     def chunk_ids(self, conn: Connection | None = None, doc_id: int | None = None) -> np.ndarray:
@@ -236,7 +229,7 @@ class Store:
         """New content for a stored document, in place: its id, status and added date stay.
         Returns the old chunk ids whose vectors must go."""
         ids = self.chunk_ids(conn, doc_id)
-        keyword_remove(conn, ids)
+        keyword.remove(conn, ids)
         conn.execute(delete(chunks).where(chunks.c.doc_id == doc_id))
         conn.execute(delete(doc_bands).where(doc_bands.c.doc_id == doc_id))
         conn.execute(update(documents).where(documents.c.id == doc_id).values(
@@ -255,7 +248,7 @@ class Store:
         returns the chunk ids whose vectors must leave the index too."""
         ids = self.chunk_ids(conn, doc_id)
         hashes = self.chunk_hashes(conn, doc_id)
-        keyword_remove(conn, ids)
+        keyword.remove(conn, ids)
         conn.execute(delete(chunks).where(chunks.c.doc_id == doc_id))
         self.forget_vectors(conn, hashes)
         conn.execute(update(documents).where(documents.c.dup_of == doc_id).values(dup_of=None))
@@ -277,7 +270,7 @@ class Store:
             changes = {**changes, "edited": json.dumps(sorted({*json.loads(before or "[]"), *changes}))}
         conn.execute(update(documents).where(documents.c.id == doc_id).values(**changes, updated_at=now()))
         if "title" in changes:
-            keyword_retitle(conn, doc_id, changes["title"])
+            keyword.retitle(conn, doc_id, changes["title"])
 
     def set_status(self, conn: Connection, doc_id: int, status: str) -> None:
         conn.execute(update(documents).where(documents.c.id == doc_id).values(status=status, updated_at=now()))
@@ -342,68 +335,13 @@ class Store:
 
     def keyword_search(self, words: list[str], filters: Filters, limit: int,
                        admitted: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """Keyword relevance over chunk text, title and headings (any of the query's words);
-        higher scores are better. SQLite: FTS5's BM25. PostgreSQL: see `_keyword_postgres`.
-
-        FTS5 ranks its own top few hundred first and only those are checked against the filters
-        (against `admitted`, the sorted chunk ids the filters admit, when the caller has them):
-        ranking every match joined to its document cost three times as much. When too few of them
-        pass (a narrow filter), the full filtered query runs; either way the result is the same.
-        """
+        """BM25 over chunk text, title and headings (any of the query's words), filters applied
+        inside; higher scores are better. See keyword.py for each database's way."""
         if not words:
             return []
         if self.dialect == "postgresql":
-            return self._keyword_postgres(words, filters, limit)
-        match = " OR ".join(f'"{w}"' for w in words)  # quoted tokens: FTS5 syntax in a query is plain words
-        wanted = KEYWORD_HEAD * limit
-        with self.db.sqlite_read() as raw:  # FTS5's own SQL, on sqlite3 itself (see Database.sqlite_read)
-            head = raw.execute(KEYWORD_HEAD_SQL, (match, wanted)).fetchall()
-        ids = np.fromiter((r[0] for r in head), dtype=np.int64, count=len(head))
-        if admitted is not None:
-            at = np.searchsorted(admitted, ids).clip(max=max(len(admitted) - 1, 0))
-            passed = set(ids[admitted[at] == ids].tolist()) if len(admitted) else set()
-        elif len(ids):
-            with self.db.read() as conn:
-                passed = set(conn.execute(
-                    select(chunks.c.id).join_from(chunks, documents, documents.c.id == chunks.c.doc_id)
-                    .where(chunks.c.id.in_(ids.tolist()), conditions(filters, dialect=self.dialect))).scalars())
-        else:
-            passed = set()
-        kept = [(int(i), -float(rank)) for i, rank in head if i in passed][:limit]
-        if len(kept) == limit or len(head) < wanted:
-            return kept
-        query = (select(FTS.c.rowid, literal_column(BM25).label("rank"))
-                 .select_from(FTS.join(chunks, chunks.c.id == FTS.c.rowid)
-                              .join(documents, documents.c.id == chunks.c.doc_id))
-                 .where(text("chunks_fts MATCH :m"), conditions(filters, dialect=self.dialect))
-                 .order_by(text("rank")).limit(limit))
-        with self.db.read() as conn:
-            rows = conn.execute(query, {"m": match}).all()
-        return [(int(r[0]), -float(r[1])) for r in rows]
-
-    def _keyword_postgres(self, words: list[str], filters: Filters, limit: int) -> list[tuple[int, float]]:
-        """PostgreSQL: the chunks matching any word (the GIN index), ranked by BM25 as FTS5 ranks
-        them (the `kb_bm25` function, from the term statistics kept beside the index), filters
-        inside the query. ts_rank_cd lost 0.045-0.075 nDCG@10 against it (docs/scale-out.md)."""
-        query = func.to_tsquery("english", " | ".join(words))  # words are letters and digits only (kb.query.terms)
-        with self.db.read() as conn:
-            stats = dict(conn.execute(select(meta.c.key, meta.c.value)
-                                      .where(meta.c.key.in_(("keyword_chunks", "keyword_length")))).all())
-            chunks_n, length = int(stats.get("keyword_chunks", 0)), int(stats.get("keyword_length", 0))
-            found = conn.execute(select(term_stats.c.term, term_stats.c.df).where(term_stats.c.term == func.any(
-                func.tsvector_to_array(func.to_tsvector("english", " ".join(words)))))).all()
-            if not found or not chunks_n:
-                return []
-            lexemes = [t for t, _ in found]
-            idf = [max(math.log((chunks_n - df + 0.5) / (df + 0.5)), 1e-6) for _, df in found]
-            score = func.kb_bm25(chunk_search.c.terms, chunk_search.c.length, cast(lexemes, ARRAY(Text)),
-                                 cast(idf, ARRAY(Float)), max(length / chunks_n, 1.0)).label("score")
-            statement = (select(chunk_search.c.chunk_id, score)
-                         .join_from(chunk_search, chunks, chunks.c.id == chunk_search.c.chunk_id)
-                         .join(documents, documents.c.id == chunks.c.doc_id)
-                         .where(chunk_search.c.terms.op("@@")(query), conditions(filters, dialect="postgresql"))
-                         .order_by(score.desc(), chunk_search.c.chunk_id).limit(limit))
-            return [(int(i), float(r)) for i, r in conn.execute(statement)]
+            return keyword.search_postgres(self.db, words, filters, limit)
+        return keyword.search_sqlite(self.db, words, filters, limit, admitted)
 
     def chunk_rows(self, ids: list[int]) -> dict[int, ChunkRow]:
         if not ids:
@@ -464,68 +402,6 @@ class Store:
             raise ValueError(table)
         with self.db.read() as conn:
             return conn.execute(select(func.count()).select_from(tables[table])).scalar()
-
-
-# the keyword index: FTS5's own table, kept in step with `chunks` -----------------------------
-
-PG_LENGTH = "coalesce((SELECT max(p) FROM unnest({v}) AS u, unnest(u.positions) AS p), 0)"  # tokens, as FTS5 counts
-PG_TERMS = ("setweight(to_tsvector('english', {text}), 'A') || setweight(to_tsvector('english', {heading}), 'B') "
-            "|| setweight(to_tsvector('english', {title}), 'C')")
-
-
-def keyword_add(conn: Connection, rows: Iterable[tuple[int, str, str, str]]) -> None:
-    rows = [{"id": i, "text": t, "title": title, "heading": h} for i, t, title, h in rows]
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        terms = PG_TERMS.format(text=":text", heading=":heading", title=":title")
-        conn.execute(text(f"INSERT INTO chunk_search (chunk_id, terms, length) SELECT :id, t, {PG_LENGTH.format(v='t')} "
-                          f"FROM (SELECT {terms}) AS x(t)"), rows)
-        _term_stats(conn, [r["id"] for r in rows], +1)
-    else:
-        conn.execute(text("INSERT INTO chunks_fts (rowid, text, title, heading) VALUES (:id, :text, :title, :heading)"),
-                     rows)
-
-
-def keyword_remove(conn: Connection, ids: np.ndarray) -> None:
-    if not len(ids):
-        return
-    if conn.dialect.name == "postgresql":
-        _term_stats(conn, [int(i) for i in ids], -1)
-        conn.execute(text("DELETE FROM chunk_search WHERE chunk_id = ANY(:ids)"), {"ids": [int(i) for i in ids]})
-    else:
-        conn.execute(text("DELETE FROM chunks_fts WHERE rowid = :id"), [{"id": int(i)} for i in ids])
-
-
-def keyword_retitle(conn: Connection, doc_id: int, title: str) -> None:
-    if conn.dialect.name == "postgresql":
-        ids = list(conn.execute(select(chunks.c.id).where(chunks.c.doc_id == doc_id)).scalars())
-        _term_stats(conn, ids, -1)
-        terms = PG_TERMS.format(text="c.text", heading="c.heading", title=":title")
-        conn.execute(text(f"UPDATE chunk_search s SET terms = {terms} FROM chunks c "
-                          "WHERE c.id = s.chunk_id AND c.doc_id = :d"), {"title": title, "d": doc_id})
-        conn.execute(text(f"UPDATE chunk_search SET length = {PG_LENGTH.format(v='terms')} WHERE chunk_id = ANY(:ids)"),
-                     {"ids": ids})
-        _term_stats(conn, ids, +1)
-    else:
-        conn.execute(text("UPDATE chunks_fts SET title = :title WHERE rowid IN (SELECT id FROM chunks WHERE doc_id = :d)"),
-                     {"title": title, "d": doc_id})
-
-
-def _term_stats(conn: Connection, ids: list[int], sign: int) -> None:
-    """PostgreSQL: count these chunks in (+1) or out (-1) of the BM25 statistics."""
-    if not ids:
-        return
-    conn.execute(text(
-        "INSERT INTO term_stats (term, df) SELECT lexeme, :sign * count(*) FROM chunk_search, "
-        "unnest(tsvector_to_array(terms)) AS lexeme WHERE chunk_id = ANY(:ids) GROUP BY lexeme "
-        "ON CONFLICT (term) DO UPDATE SET df = term_stats.df + excluded.df"), {"ids": ids, "sign": sign})
-    conn.execute(text(
-        "INSERT INTO meta (key, value) SELECT k, (:sign * v)::text FROM (SELECT count(*) AS n, "
-        "coalesce(sum(length), 0) AS total FROM chunk_search WHERE chunk_id = ANY(:ids)) AS x, "
-        "LATERAL (VALUES ('keyword_chunks', x.n), ('keyword_length', x.total)) AS c(k, v) "
-        "ON CONFLICT (key) DO UPDATE SET value = (CAST(meta.value AS bigint) + CAST(excluded.value AS bigint))::text"),
-        {"ids": ids, "sign": sign})
 
 
 def _insert_ignore(table, dialect: str):
