@@ -71,7 +71,7 @@ class Accounts:
         """The user when the password is right; None when not; TooManyAttempts while locked out."""
         keys = [f"user:{(name or '').lower()}", f"addr:{address}"]
         self._check_lock(keys)
-        found = self.rows.password_hash(name)
+        found = self.rows.password_hash(name) if "\x00" not in (name or "") else None  # no name holds a NUL
         ok = check_password_hash(found[1], password or "") if found else _burn(password)
         if ok:
             self.rows.clear_failures(keys[0])

@@ -24,7 +24,7 @@ def copy_collection(source: KnowledgeBase, target: KnowledgeBase, replace: bool 
     lacks (nothing, for a collection made with the same model)."""
     with target.writing():
         rows = copy_rows(source.store, target.store, replace)
-        names = sorted({d.stored_path for d in source.store.documents(include_retired=True) if d.stored_path}
+        names = sorted({d.stored_path for d in source.store.documents(include_retired=True, limit=10**12) if d.stored_path}
                        | {j.upload_path for j in source.store.jobs.latest(1_000_000) if j.upload_path})
         missing = []
         for name in names:

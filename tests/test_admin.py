@@ -390,3 +390,9 @@ def test_documents_without_a_site_have_a_heat_map_column_but_no_site_link(site, 
         themes.build(kb, k=2)
     html = site.test_client().get("/themes").get_data(as_text=True)
     assert f"<th scope=\"col\">{themes.NO_SITE}</th>" in html and "/site/(no" not in html
+
+
+def test_a_nul_in_a_sign_in_name_is_a_failed_sign_in_not_an_error(site):
+    client = site.test_client()
+    response = client.post("/login", data={"name": "cur\x00", "password": PASSWORD, "csrf_token": token(client)})
+    assert response.status_code in (200, 400, 401)

@@ -212,3 +212,10 @@ def test_a_chosen_site_still_offers_the_other_sites(client):
     html = client.get("/?q=partnership&site=Leeds").get_data(as_text=True)
     facet = re.search(r"<h3>Site</h3>(.*?)</section>", html, re.S).group(1)
     assert "Newham" in facet and 'aria-pressed="true"' in facet
+
+
+@pytest.mark.parametrize("url", ["/api/search?q=garden&site=%00", "/api/search?q=gar%00den&tag=a%00b",
+                                 "/?q=garden&type=%00", "/api/documents?site=%00"])
+def test_nul_characters_in_parameters_are_not_errors(client, url):
+    """PostgreSQL cannot hold NUL in text (SQLite can): a NUL in any parameter must not become a 500."""
+    assert client.get(url).status_code in (200, 400)

@@ -20,12 +20,18 @@ from sqlalchemy import (Connection, Engine, Integer, Text, bindparam, cast, crea
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 
+from psycopg.types.string import StrDumperUnknown
+
 from ..errors import Busy
 from .schema import meta
 
 MMAP_BYTES = 1 << 30  # at most this much of the database file is mapped (SQLite maps what the file holds)
 POOL_SIZE = 16  # connections kept: waitress's request threads, the upload worker, a few spare
 COUNTERS = ("generation", "revision")
+# PostgreSQL: every write transaction takes this lock first. Writes then queue as SQLite's do: no
+# deadlock between an ingest and a curator's edit touching the same rows in another order, and no
+# lost update where a transaction reads and writes back (a document's edited fields, counters).
+WRITE_LOCK = 0x6B62_7478  # "kbtx"
 # built once: a search reads the counters several times, and building a statement costs more than running it
 COUNTER = select(meta.c.value).where(meta.c.key == bindparam("key"))
 BOTH_COUNTERS = select(meta.c.key, meta.c.value).where(meta.c.key.in_(COUNTERS))
@@ -63,6 +69,7 @@ class Database:
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
         engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_SIZE, pool_timeout=30,
                                pool_pre_ping=True)
+        event.listen(engine, "connect", _postgres_connect)
         return cls(engine)
 
     @classmethod
@@ -120,6 +127,8 @@ class Database:
             return
         with self.engine.connect().execution_options(kb_write=True) as conn:
             with conn.begin():
+                if self.dialect == "postgresql":  # one writer at a time, as SQLite's BEGIN IMMEDIATE makes it
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
                 self._local.conn = conn
                 try:
                     yield conn
@@ -190,6 +199,19 @@ def _sqlite_connect(dbapi_conn, _record=None) -> None:
     for pragma in ("synchronous = NORMAL", "foreign_keys = ON", "busy_timeout = 30000",
                    f"mmap_size = {MMAP_BYTES}"):  # reads through a memory map: rows and FTS5 pages without read() calls
         dbapi_conn.execute(f"PRAGMA {pragma}")
+
+
+class _TextDumper(StrDumperUnknown):
+    """Text parameters without NUL characters, which PostgreSQL cannot store in text (psycopg would
+    refuse the whole statement; SQLite keeps them): a NUL in a query, a filter or a file's
+    metadata is dropped instead of failing the request."""
+
+    def dump(self, obj: str):
+        return super().dump(obj.replace("\x00", ""))
+
+
+def _postgres_connect(dbapi_conn, _record) -> None:
+    dbapi_conn.adapters.register_dumper(str, _TextDumper)  # psycopg's own for str, as SQLAlchemy sends it
 
 
 def _sqlite_begin(conn: Connection) -> None:

@@ -9,6 +9,8 @@ back short.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 from sqlalchemy import Connection, func, insert, select, text
 
@@ -19,15 +21,27 @@ from .schema import chunk_vectors, chunks, documents
 
 HNSW_INDEX = "chunk_vectors_hnsw"
 EF_SEARCH = 200  # candidates HNSW explores per search (pgvector's default is 40)
+BATCH = 10_000  # ids per statement when reading vectors
 MAX_SCAN_TUPLES = 50_000  # how far an iterative scan may go looking for rows that pass the filters
 
 
 class DatabaseVectors:
     """Search, read and count the vectors of one model stored beside the chunks."""
 
-    def __init__(self, db: Database, model: str, dim: int, kind: str):
-        self.db, self.model, self.dim, self.kind = db, model, dim, kind
+    def __init__(self, db: Database, model: str, kind: str, model_dim: Callable[[], int]):
+        self.db, self.model, self.kind = db, model, kind
+        self._model_dim, self._dim = model_dim, None
         self.version = 0  # nothing cached in the process: every search reads the table
+
+    @property
+    def dim(self) -> int:
+        """The vector column's dimension; the model's (loading it) only while the table is empty."""
+        if self._dim is None:
+            with self.db.read() as conn:
+                typmod = conn.execute(text("SELECT atttypmod FROM pg_attribute WHERE attrelid = "
+                                           "'chunk_vectors'::regclass AND attname = 'embedding'")).scalar()
+            self._dim = typmod if typmod and typmod > 0 else self._model_dim()
+        return self._dim
 
     def count(self) -> int:
         with self.db.read() as conn:
@@ -45,9 +59,13 @@ class DatabaseVectors:
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
         if len(ids):
             wanted = [int(i) for i in ids]
+            found = {}
             with self.db.read() as conn:
-                found = dict(conn.execute(select(chunk_vectors.c.chunk_id, func.vector_send(chunk_vectors.c.embedding))
-                                          .where(chunk_vectors.c.chunk_id.in_(wanted))).all())
+                for start in range(0, len(wanted), BATCH):  # PostgreSQL takes at most 65,535 parameters
+                    found.update(conn.execute(
+                        select(chunk_vectors.c.chunk_id, func.vector_send(chunk_vectors.c.embedding))
+                        .where(chunk_vectors.c.chunk_id.in_(wanted[start:start + BATCH]),
+                               chunk_vectors.c.model == self.model)).all())
             for row, i in enumerate(wanted):
                 if i in found:
                     out[row] = np.frombuffer(found[i], dtype=">f4", offset=4)
@@ -63,12 +81,12 @@ class DatabaseVectors:
         query = (select(chunk_vectors.c.chunk_id, distance.label("distance"))
                  .join_from(chunk_vectors, chunks, chunks.c.id == chunk_vectors.c.chunk_id)
                  .join(documents, documents.c.id == chunks.c.doc_id)
-                 .where(conditions(filters or Filters(), dialect="postgresql"))
+                 .where(conditions(filters or Filters(), dialect="postgresql"), chunk_vectors.c.model == self.model)
                  .order_by(distance).limit(k))
         if allowed is not None:
             query = query.where(chunk_vectors.c.chunk_id.in_([int(i) for i in allowed]))
         with self.db.read() as conn:
-            conn.execute(text(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, k)}"))
+            conn.execute(text(f"SET LOCAL hnsw.ef_search = {min(max(EF_SEARCH, k), 1000)}"))  # pgvector's limit
             conn.execute(text("SET LOCAL hnsw.iterative_scan = strict_order"))
             conn.execute(text(f"SET LOCAL hnsw.max_scan_tuples = {MAX_SCAN_TUPLES}"))
             rows = conn.execute(query).all()
