@@ -22,6 +22,8 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from .common import marked_block, splice_marked
+
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- backends:begin -->", "<!-- backends:end -->"
 MODES = ("dense", "keyword", "hybrid")
@@ -209,21 +211,12 @@ def render(r: dict) -> str:
 
 def block(path: Path) -> str | None:
     """The backends section already in a report, if any (`python -m bench` keeps it)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return None
-    return text[text.index(BEGIN):text.index(END) + len(END)] + "\n" if BEGIN in text and END in text else None
+    return marked_block(path, BEGIN, END)
 
 
 def splice(path: Path, section: str) -> None:
     """Put `section` in place of the report's backends section, or at its end."""
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section.rstrip("\n") + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip() + ("\n\n" if text else "") + section
-    path.write_text(text, encoding="utf-8")
+    splice_marked(path, section, BEGIN, END)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -182,3 +182,20 @@ def folder_mb(path) -> float:
             except OSError:
                 pass
     return total / 1024 ** 2
+
+
+def marked_block(path: Path, begin: str, end: str) -> str | None:
+    """The section between `begin` and `end` markers already in a report, if any."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return text[text.index(begin):text.index(end) + len(end)] + "\n" if begin in text and end in text else None
+
+
+def splice_marked(path: Path, section: str, begin: str, end: str) -> None:
+    """Put `section` in place of the report's section between those markers, or at its end."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    old = marked_block(path, begin, end)
+    text = text.replace(old, section) if old else text.rstrip() + ("\n\n" if text else "") + section
+    path.write_text(text, encoding="utf-8")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from kb.metrics import percentile
 
+from .common import marked_block, splice_marked
 from .serving import BEGIN, END, RAW
 
 # (what, target ratio after/before, how it is read off the results); from the serving-path issue
@@ -120,18 +121,9 @@ def render(r: dict) -> str:
 
 def block(path: Path) -> str | None:
     """The serving section already in a report, if any."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return None
-    if BEGIN in text and END in text:
-        return text[text.index(BEGIN):text.index(END) + len(END)] + "\n"
-    return None
+    return marked_block(path, BEGIN, END)
 
 
 def splice(path: Path, section: str) -> None:
     """Put `section` in place of the report's serving section, or at its end."""
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    old = block(path)
-    text = text.replace(old, section) if old else text.rstrip() + ("\n\n" if text else "") + section
-    path.write_text(text, encoding="utf-8")
+    splice_marked(path, section, BEGIN, END)

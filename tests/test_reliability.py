@@ -287,18 +287,22 @@ def check_after_crash(data: Path, version: int, setup: dict, model) -> dict:
             assert (data / doc.stored_path).is_file(), f"{doc.original_name}: stored original missing"
     finally:
         kb.close()
-    now = snapshot(data)
+    return {**whole_or_absent(snapshot(data), version, setup), "index_repaired": lagging}
+
+
+def whole_or_absent(now: dict[str, list[str]], version: int, setup: dict) -> dict[str, int]:
+    """Every document is whole (the new version, or for an update the old one) or absent: counts."""
     new, old = setup[version][0], setup[1][0]
-    present = absent = old_version = 0
+    counts = {"present": 0, "absent": 0, "old_version": 0}
     for name in set(new) | set(old):
         if name not in now:
-            absent += 1
+            counts["absent"] += 1
         elif now[name] == new.get(name):
-            present += 1
+            counts["present"] += 1
         else:
             assert version == 2 and now[name] == old.get(name), f"{name} is partly written"
-            old_version += 1
-    return {"present": present, "absent": absent, "old_version": old_version, "index_repaired": lagging}
+            counts["old_version"] += 1
+    return counts
 
 
 # crash safety on PostgreSQL ---------------------------------------------------------------------
@@ -372,29 +376,19 @@ def test_sigkill_during_ingest_into_postgresql_loses_nothing(crash_setup, pg_bas
             now = pg_snapshot(kb.store)
         finally:
             kb.close()
-        new, old = crash_setup[version][0], crash_setup[1][0]
-        whole = absent = old_version = 0
-        for file_name in set(new) | set(old):
-            if file_name not in now:
-                absent += 1
-            elif now[file_name] == new.get(file_name):
-                whole += 1
-            else:
-                assert version == 2 and now[file_name] == old.get(file_name), f"run {run}: {file_name} is partly written"
-                old_version += 1
+        counts = whole_or_absent(now, version, crash_setup)
         status, out = launcher.run(argv, tmp_path / f"again-{run}")
         assert status == 0 and " 0 failed" in out, out
         kb = KnowledgeBase.open(Settings(data_dir=data, database_url=url), model)
         try:
             assert kb.check()["in_step"]
             pg_checks(kb.store)
-            assert pg_snapshot(kb.store) == new, f"run {run}: the second ingest did not finish the job"
+            assert pg_snapshot(kb.store) == crash_setup[version][0], f"run {run}: the second ingest did not finish the job"
         finally:
             kb.close()
         postgres_server.drop_database(name)
         results.append({"run": run, "target": target, "killed": killed, "delay_ms": round(delay * 1000, 1),
-                        "last_phase": read_trace(trace)[-1][1] if killed else "completed",
-                        "present": whole, "absent": absent, "old_version": old_version})
+                        "last_phase": read_trace(trace)[-1][1] if killed else "completed", **counts})
     summary = {
         "runs": len(results), "killed": sum(r["killed"] for r in results), "seed": SEED + 1,
         "last_phase": dict(Counter(r["last_phase"] for r in results)),
