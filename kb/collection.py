@@ -150,7 +150,8 @@ class KnowledgeBase:
     def _index_kind(self, count: int) -> str:
         kind = self.settings.index_kind
         if kind == "auto":
-            return "hnsw" if count > self.settings.hnsw_threshold else "flat"
+            threshold = self.settings.pg_hnsw_threshold if self.store.keeps_vectors else self.settings.hnsw_threshold
+            return "hnsw" if count > threshold else "flat"
         return kind
 
     # writing ------------------------------------------------------------------------------

@@ -105,6 +105,10 @@ class VectorIndex:
                 pass
         return out
 
+    def scores(self, ids: np.ndarray, vector: np.ndarray) -> np.ndarray:
+        """Inner products of these ids' vectors with one vector (0 for an id not held)."""
+        return self.vectors(ids) @ np.asarray(vector, dtype=np.float32)
+
     def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Nearest ids by inner product, only among `allowed` ids when given."""
         if self.count() == 0 or k <= 0 or (allowed is not None and not len(allowed)):

@@ -105,7 +105,8 @@ class Searcher:
             dense = pool[:depth]
         if mode in ("hybrid", "keyword"):
             admitted = None if self.kb.store.keeps_vectors else self.admitted(filters)
-            keyword = self.kb.store.keyword_search(terms(text), filters, depth, admitted)
+            # an approximate vector index goes with an approximate keyword search (PostgreSQL only)
+            keyword = self.kb.store.keyword_search(terms(text), filters, depth, admitted, index.kind == "hnsw")
         if mode == "dense":
             return dense
         if mode == "keyword":
@@ -119,7 +120,7 @@ class Searcher:
             moved = vector + settings.feedback_weight * index.vectors(top).mean(axis=0)
             moved /= max(float(np.linalg.norm(moved)), 1e-9)
             ids = np.asarray([i for i, _ in pool], dtype=np.int64)
-            scores = index.vectors(ids) @ moved
+            scores = index.scores(ids, moved)
             order = np.argsort(-scores, kind="stable")[:depth]
             fused = self._fuse([(int(ids[n]), float(scores[n])) for n in order], keyword)
         if settings.reranker:
@@ -176,7 +177,7 @@ class Searcher:
         best = None
         if hits and mode != "keyword":  # how close the best passage is in meaning, to flag weak matches
             top = np.asarray([hits[0][0].id], dtype=np.int64)
-            best = round(float(self.kb.index.vectors(top)[0] @ self.kb.embedder.encode_query(text)), 4)
+            best = round(float(self.kb.index.scores(top, self.kb.embedder.encode_query(text))[0]), 4)
         return SearchResult(query=text, mode=mode, took_ms=(time.perf_counter() - started) * 1000,
                             hits=result, total=len(hits), facets=facets([row for row, *_ in hits]),
                             best_similarity=best)

@@ -39,6 +39,11 @@ class Settings:
     chunk_overlap: int = _setting(40, "KB_CHUNK_OVERLAP", "Tokens repeated between pieces of a paragraph that had to be split.")
     index_kind: str = _setting("auto", "KB_INDEX", "Vector index: flat (exact), hnsw (approximate) or auto.")
     hnsw_threshold: int = _setting(200_000, "KB_HNSW_THRESHOLD", "With index auto, vectors above which HNSW is used.")
+    pg_hnsw_threshold: int = _setting(
+        20_000, "KB_PG_HNSW_THRESHOLD",
+        "With index auto on PostgreSQL, vectors above which pgvector's HNSW index is used (its exact scan "
+        "costs about 13 times FAISS's per vector; docs/scale-out.md). Above it, keyword search may stop "
+        "early too.")
     query_encoder: str = _setting(
         "onnx", "KB_QUERY_ENCODER",
         "What encodes queries: onnx (ONNX Runtime; kb serve and kb search never load torch) or torch "

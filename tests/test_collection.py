@@ -158,6 +158,21 @@ def test_hnsw_index_kind_and_removal(tmp_path, database_url):
     assert Searcher(kb).search("document number 5", mode="dense", filters=Filters(site=[])).hits
 
 
+def test_an_approximate_collection_keeps_filters_and_visibility_inside_every_mode(tmp_path, database_url):
+    """With an HNSW index, PostgreSQL's keyword search may stop early too; neither leaks."""
+    kb = KnowledgeBase.open(Settings(data_dir=tmp_path / "d", model="fake", index_kind="hnsw", database_url=database_url),
+                            FakeEmbedder())
+    add(kb, *[new_doc(f"d{i}", [f"zebra crossing notes number {i}"], site=("Leeds", "Newham")[i % 2]) for i in range(40)],
+        new_doc("hidden", ["zebra zebra zebra crossing"], visibility="curators", site="Leeds"))
+    searcher = Searcher(kb)
+    for mode in ("hybrid", "keyword", "dense"):
+        public = searcher.search("zebra crossing", k=50, mode=mode, filters=Filters(visibility=("public",)))
+        assert public.hits and "hidden" not in {h.source for h in public.hits}, mode
+        newham = searcher.search("zebra crossing", k=50, mode=mode, filters=Filters(site=["Newham"]))
+        assert newham.hits and {h.site for h in newham.hits} == {"Newham"}, mode
+    assert searcher.search("zebra", mode="keyword").hits[0].source == "hidden"
+
+
 def test_a_second_writer_fails_clearly(tmp_path, database_url):
     settings = Settings(data_dir=tmp_path / "d", model="fake", database_url=database_url)
     first = KnowledgeBase.open(settings, FakeEmbedder())

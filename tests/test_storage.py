@@ -53,3 +53,78 @@ def test_postgresql_ranks_keywords_by_bm25_as_fts5_does(tmp_path, kb_database):
         assert [source for source, _ in pg[query]] == [source for source, _ in lite[query]], query
         for (_, want), (_, got) in zip(lite[query], pg[query]):
             assert got == pytest.approx(want, rel=0.02), query
+
+
+def _postings(kb) -> list[tuple]:
+    from sqlalchemy import text
+
+    from kb.storage.keyword import ALL_POSTINGS
+
+    with kb.store.db.read() as conn:
+        kept = conn.execute(text("SELECT term, impact, chunk_id FROM term_postings ORDER BY 1, 3")).all()
+        fresh = conn.execute(text(f"{ALL_POSTINGS} ORDER BY 1, 3")).all()
+    return kept, fresh
+
+
+def test_postgresql_keyword_search_stops_early_with_the_full_ranking(tmp_path, kb_database, monkeypatch):
+    """The threshold algorithm over impact-ordered postings returns what scoring every match
+    returns, filters included, and most queries never run the full query."""
+    import random
+
+    from sqlalchemy import event
+
+    from kb.storage import keyword
+
+    rng = random.Random(7)
+    words = [f"w{n}" for n in range(60)]
+    weights = [1 / (n + 1) for n in range(60)]  # Zipf-like: w0 is in most chunks, w59 in few
+    kb = KnowledgeBase.open(Settings(data_dir=tmp_path / "pg", model="fake", database_url=kb_database), FakeEmbedder())
+    docs = [new_doc(f"d{n}", [" ".join(rng.choices(words, weights, k=rng.randint(5, 40)))],
+                    title=" ".join(rng.choices(words, weights, k=3)), site=("Leeds", "Newham")[n % 2])
+            for n in range(400)]
+    add(kb, *docs)
+    kept, fresh = _postings(kb)
+    assert kept == fresh and len(kept) > 4000
+
+    statements = []
+    event.listen(kb.store.db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    queries = [rng.sample(words[:30], rng.randint(1, 5)) for _ in range(40)]
+    early, overlap = [], []
+    for filters in (Filters(), Filters(site=["Newham"])):
+        for limit in (3, 10):
+            for query in queries:
+                with monkeypatch.context() as patch:
+                    patch.setattr(keyword, "POSTINGS_DEPTH", 10 ** 6)  # every posting read: every match scored
+                    want = kb.store.keyword_search(query, filters, limit)
+                    every = dict(kb.store.keyword_search(query, filters, 1000))
+                statements.clear()
+                got = kb.store.keyword_search(query, filters, limit)
+                early.append(not any("@@" in s for s in statements))
+                assert [i for i, _ in got] == [i for i, _ in want], (query, filters, limit)
+                assert [s for _, s in got] == pytest.approx([s for _, s in want])
+                rough = kb.store.keyword_search(query, filters, limit, approximate=True)
+                assert [s for _, s in rough] == sorted((s for _, s in rough), reverse=True)
+                assert [s for _, s in rough] == pytest.approx([every[i] for i, _ in rough])  # exact scores
+                overlap.append(len({i for i, _ in rough} & {i for i, _ in want}) / len(want))
+    assert 0.3 * len(early) < sum(early) < len(early)  # some stop early, some need the full query
+    assert sum(overlap) / len(overlap) > 0.75  # a harsh case: 60 words, 3 results; see docs/benchmarks.md
+
+
+def test_postgresql_postings_follow_removals_retitles_and_a_drifting_average(tmp_path, kb_database):
+    from sqlalchemy import text
+
+    kb = KnowledgeBase.open(Settings(data_dir=tmp_path / "pg", model="fake", database_url=kb_database), FakeEmbedder())
+    add(kb, *[new_doc(f"d{n}", text, title=f"Note {n}") for n, text in enumerate(PASSAGES)])
+    gone = set(kb.store.chunk_ids(doc_id=kb.store.find("d1").id).tolist())
+    kb.remove(kb.store.find("d1").id)
+    kb.update(kb.store.find("d2").id, {"title": "Orchard notes"})
+    kept, fresh = _postings(kb)
+    assert kept == fresh and not gone & {i for *_, i in kept}
+    assert {kb.store.chunk_rows([i])[i].source for term, _, i in kept if term == "orchard"} == {"d2"}
+    with kb.store.transaction(bump=None) as conn:  # as if the first chunks had been far shorter than the rest
+        conn.execute(text("UPDATE meta SET value = '1.5' WHERE key = 'keyword_ref_avgdl'"))
+    add(kb, new_doc("long", ["garden " * 30 + "walking groups"], title="Long"))
+    kept, fresh = _postings(kb)
+    assert kept == fresh
+    with kb.store.db.read() as conn:
+        assert float(conn.execute(text("SELECT value FROM meta WHERE key = 'keyword_ref_avgdl'")).scalar()) > 3

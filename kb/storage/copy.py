@@ -38,13 +38,14 @@ def copy_rows(source: Store, target: Store, replace: bool = False) -> dict[str, 
         if target.dialect == "postgresql":
             out.execute(text("DELETE FROM chunk_search"))
             out.execute(text("DELETE FROM term_stats"))
+            out.execute(text("DELETE FROM term_postings"))
             out.execute(text("DELETE FROM chunk_vectors"))
             out.execute(text("DELETE FROM files"))
         else:
             out.execute(text("DELETE FROM chunks_fts"))
         for table in TABLES:
             counts[table.name] = _copy_table(source, out, table)
-        out.execute(meta.delete().where(meta.c.key.in_(("keyword_chunks", "keyword_length"))))  # counted below
+        out.execute(meta.delete().where(meta.c.key.in_(keyword.STATS)))  # counted below
         titles = {}
         with source.db.read() as conn:
             titles.update(conn.execute(select(documents.c.id, documents.c.title)).all())

@@ -2,9 +2,10 @@
 
 SQLite: FTS5's virtual table `chunks_fts` (porter stemming), ranked by FTS5's bm25(). PostgreSQL: a
 weighted tsvector per chunk in `chunk_search` (GIN index, `english` configuration), ranked by BM25
-computed in SQL (`kb_bm25`, Alembic revision 0002) with FTS5's k1, b and column weights, from term
+computed in SQL (`kb_score`, Alembic revision 0003) with FTS5's k1, b and column weights, from term
 statistics kept here as chunks come and go: ts_rank_cd lost 0.045-0.075 nDCG@10 against it
-(docs/scale-out.md). Filters, visibility included, are applied inside both.
+(docs/scale-out.md). Impact-ordered postings (`term_postings`) let a search stop early (see
+search_postgres). Filters, visibility included, are applied inside both.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 from typing import Iterable
 
 import numpy as np
-from sqlalchemy import Connection, Float, Text, cast, column, func, literal_column, select, table, text
+from sqlalchemy import Connection, Float, Integer, Text, cast, column, func, literal_column, select, table, text
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from ..models import Filters
@@ -61,32 +62,59 @@ def search_sqlite(db: Database, words: list[str], filters: Filters, limit: int,
     return [(int(r[0]), -float(r[1])) for r in rows]
 
 
-def search_postgres(db: Database, words: list[str], filters: Filters, limit: int) -> list[tuple[int, float]]:
-    """PostgreSQL: the chunks matching any word (the GIN index), ranked by BM25 as FTS5 ranks
-    them (the `kb_bm25` function, from the term statistics kept beside the index), filters
-    inside the query. ts_rank_cd lost 0.045-0.075 nDCG@10 against it (docs/scale-out.md)."""
-    query = func.to_tsquery("english", " | ".join(words))  # words are letters and digits only (kb.query.terms)
+def search_postgres(db: Database, words: list[str], filters: Filters, limit: int,
+                    approximate: bool = False) -> list[tuple[int, float]]:
+    """PostgreSQL: BM25 as FTS5 ranks (`kb_score`, from the term statistics kept beside the index),
+    filters inside the query. Rather than score every chunk holding a query word, it first reads
+    each word's best postings by impact (`term_postings`) and scores only those chunks. That is
+    the exact answer when no unseen chunk can reach it (Fagin's threshold: an unseen chunk scores
+    at most the sum of each word's last impact read, times its IDF), as on small collections where
+    every posting is read. Otherwise every match is scored, unless `approximate` (a collection
+    large enough for an approximate vector index too), which keeps what the postings found."""
     with db.read() as conn:
-        stats = dict(conn.execute(select(meta.c.key, meta.c.value)
-                                  .where(meta.c.key.in_(("keyword_chunks", "keyword_length")))).all())
+        stats = dict(conn.execute(select(meta.c.key, meta.c.value).where(meta.c.key.in_(STATS))).all())
         chunks_n, length = int(stats.get("keyword_chunks", 0)), int(stats.get("keyword_length", 0))
-        found = conn.execute(select(term_stats.c.term, term_stats.c.df).where(term_stats.c.term == func.any(
-            func.tsvector_to_array(func.to_tsvector("english", " ".join(words)))))).all()
+        found = conn.execute(select(term_stats.c.term, term_stats.c.df).where(
+            term_stats.c.df > 0,
+            term_stats.c.term == func.any(func.tsvector_to_array(func.to_tsvector("english", " ".join(words)))))).all()
         if not found or not chunks_n:
             return []
         lexemes = [t for t, _ in found]
         idf = [max(math.log((chunks_n - df + 0.5) / (df + 0.5)), 1e-6) for _, df in found]
-        score = func.kb_bm25(chunk_search.c.terms, chunk_search.c.length, cast(lexemes, ARRAY(Text)),
-                             cast(idf, ARRAY(Float)), max(length / chunks_n, 1.0)).label("score")
-        statement = (select(chunk_search.c.chunk_id, score)
-                     .join_from(chunk_search, chunks, chunks.c.id == chunk_search.c.chunk_id)
-                     .join(documents, documents.c.id == chunks.c.doc_id)
-                     .where(chunk_search.c.terms.op("@@")(query), conditions(filters, dialect="postgresql"))
-                     .order_by(score.desc(), chunk_search.c.chunk_id).limit(limit))
-        return [(int(i), float(r)) for i, r in conn.execute(statement)]
+        avgdl = max(length / chunks_n, 1.0)
+        score = func.kb_score(chunk_search.c.lexemes, chunk_search.c.tfs, chunk_search.c.length,
+                              cast(lexemes, ARRAY(Text)), cast(idf, ARRAY(Float)), avgdl).label("score")
+        ranked = (select(chunk_search.c.chunk_id, score)
+                  .join_from(chunk_search, chunks, chunks.c.id == chunk_search.c.chunk_id)
+                  .join(documents, documents.c.id == chunks.c.doc_id)
+                  .where(conditions(filters, dialect="postgresql"))
+                  .order_by(score.desc(), chunk_search.c.chunk_id).limit(limit))
+        depth = POSTINGS_DEPTH * limit
+        read: list[list[tuple[int, float]]] = [[] for _ in lexemes]
+        for n, chunk_id, impact in conn.execute(TOP_POSTINGS, {"terms": lexemes, "depth": depth}):
+            read[n - 1].append((chunk_id, impact))
+        # impacts were stored against the reference length; a longer average can only raise them
+        slack = max(1.0, avgdl / float(stats.get("keyword_ref_avgdl") or avgdl)) * (1 + 1e-5)
+        bound = slack * sum(w * got[-1][1] for w, got in zip(idf, read) if len(got) == depth)
+        seen = sorted({chunk_id for got in read for chunk_id, _ in got})
+        top = conn.execute(ranked.where(chunk_search.c.chunk_id == func.any(cast(seen, ARRAY(Integer))))).all()
+        if bound == 0 or approximate or (len(top) == limit and top[-1][1] > bound):
+            return [(int(i), float(r)) for i, r in top]
+        query = func.to_tsquery("english", " | ".join(words))  # words are letters and digits only (kb.query.terms)
+        return [(int(i), float(r)) for i, r in conn.execute(ranked.where(chunk_search.c.terms.op("@@")(query)))]
+
+
+STATS = ("keyword_chunks", "keyword_length", "keyword_ref_avgdl")
+POSTINGS_DEPTH = 4  # postings read per query word, times the results wanted
+TOP_POSTINGS = text(
+    "SELECT q.n, p.chunk_id, p.impact FROM unnest(CAST(:terms AS text[])) WITH ORDINALITY AS q(term, n), "
+    "LATERAL (SELECT chunk_id, impact FROM term_postings WHERE term = q.term "
+    "ORDER BY impact DESC, chunk_id DESC LIMIT :depth) AS p ORDER BY q.n, p.impact DESC")
 
 
 PG_LENGTH = "coalesce((SELECT max(p) FROM unnest({v}) AS u, unnest(u.positions) AS p), 0)"  # tokens, as FTS5 counts
+PG_ARRAYS = ("SELECT coalesce(array_agg(u.lexeme ORDER BY u.lexeme), '{{}}'), "  # what kb_score reads
+             "coalesce(array_agg(kb_tf(u.weights) ORDER BY u.lexeme), '{{}}') FROM unnest({v}) AS u")
 PG_TERMS = ("setweight(to_tsvector('english', {text}), 'A') || setweight(to_tsvector('english', {heading}), 'B') "
             "|| setweight(to_tsvector('english', {title}), 'C')")
 
@@ -97,9 +125,11 @@ def add(conn: Connection, rows: Iterable[tuple[int, str, str, str]]) -> None:
         return
     if conn.dialect.name == "postgresql":
         terms = PG_TERMS.format(text=":text", heading=":heading", title=":title")
-        conn.execute(text(f"INSERT INTO chunk_search (chunk_id, terms, length) SELECT :id, t, {PG_LENGTH.format(v='t')} "
-                          f"FROM (SELECT {terms}) AS x(t)"), rows)
+        conn.execute(text(f"INSERT INTO chunk_search (chunk_id, terms, length, lexemes, tfs) "
+                          f"SELECT :id, t, {PG_LENGTH.format(v='t')}, a.lexemes, a.tfs FROM (SELECT {terms}) AS x(t), "
+                          f"LATERAL ({PG_ARRAYS.format(v='t')}) AS a(lexemes, tfs)"), rows)
         _term_stats(conn, [r["id"] for r in rows], +1)
+        _postings(conn, [r["id"] for r in rows], +1)
     else:
         conn.execute(text("INSERT INTO chunks_fts (rowid, text, title, heading) VALUES (:id, :text, :title, :heading)"),
                      rows)
@@ -110,6 +140,7 @@ def remove(conn: Connection, ids: np.ndarray) -> None:
         return
     if conn.dialect.name == "postgresql":
         _term_stats(conn, [int(i) for i in ids], -1)
+        _postings(conn, [int(i) for i in ids], -1)
         conn.execute(text("DELETE FROM chunk_search WHERE chunk_id = ANY(:ids)"), {"ids": [int(i) for i in ids]})
     else:
         conn.execute(text("DELETE FROM chunks_fts WHERE rowid = :id"), [{"id": int(i)} for i in ids])
@@ -119,12 +150,14 @@ def retitle(conn: Connection, doc_id: int, title: str) -> None:
     if conn.dialect.name == "postgresql":
         ids = list(conn.execute(select(chunks.c.id).where(chunks.c.doc_id == doc_id)).scalars())
         _term_stats(conn, ids, -1)
+        _postings(conn, ids, -1)
         terms = PG_TERMS.format(text="c.text", heading="c.heading", title=":title")
         conn.execute(text(f"UPDATE chunk_search s SET terms = {terms} FROM chunks c "
                           "WHERE c.id = s.chunk_id AND c.doc_id = :d"), {"title": title, "d": doc_id})
-        conn.execute(text(f"UPDATE chunk_search SET length = {PG_LENGTH.format(v='terms')} WHERE chunk_id = ANY(:ids)"),
-                     {"ids": ids})
+        conn.execute(text(f"UPDATE chunk_search SET length = {PG_LENGTH.format(v='terms')}, "
+                          f"(lexemes, tfs) = ({PG_ARRAYS.format(v='terms')}) WHERE chunk_id = ANY(:ids)"), {"ids": ids})
         _term_stats(conn, ids, +1)
+        _postings(conn, ids, +1)
     else:
         conn.execute(text("UPDATE chunks_fts SET title = :title WHERE rowid IN (SELECT id FROM chunks WHERE doc_id = :d)"),
                      {"title": title, "d": doc_id})
@@ -144,3 +177,43 @@ def _term_stats(conn: Connection, ids: list[int], sign: int) -> None:
         "LATERAL (VALUES ('keyword_chunks', x.n), ('keyword_length', x.total)) AS c(k, v) "
         "ON CONFLICT (key) DO UPDATE SET value = (CAST(meta.value AS bigint) + CAST(excluded.value AS bigint))::text"),
         {"ids": ids, "sign": sign})
+
+
+REBASE = 1.25  # postings' impacts are computed again when the average length drifts this far from theirs
+ALL_POSTINGS = ("SELECT u.term, kb_impact(u.tf, s.length, r.avgdl) AS impact, s.chunk_id "
+                "FROM chunk_search s, unnest(s.lexemes, s.tfs) AS u(term, tf), (SELECT CAST(value AS float8) AS avgdl FROM meta "
+                "WHERE key = 'keyword_ref_avgdl') AS r")
+POSTINGS = f"{ALL_POSTINGS} WHERE s.chunk_id = ANY(:ids)"
+
+
+def _postings(conn: Connection, ids: list[int], sign: int) -> None:
+    """PostgreSQL: add (+1) or remove (-1) these chunks' impact-ordered postings (after their
+    terms are counted in, before they are counted out). The impacts are computed against the
+    reference average length, which is set by the first chunks and moved, with every impact, when
+    the collection's average drifts from it: a stale reference only makes searches read deeper."""
+    if not ids:
+        return
+    if sign > 0:
+        if not _rebased(conn):
+            conn.execute(text(f"INSERT INTO term_postings (term, impact, chunk_id) {POSTINGS}"), {"ids": ids})
+    else:
+        conn.execute(text(f"DELETE FROM term_postings p USING ({POSTINGS}) AS x "
+                          "WHERE p.term = x.term AND p.impact = x.impact AND p.chunk_id = x.chunk_id"), {"ids": ids})
+
+
+def _rebased(conn: Connection) -> bool:
+    """Move the reference length to the collection's average if it drifted; True if that wrote
+    every chunk's postings anew (the new chunks' included)."""
+    stats = dict(conn.execute(select(meta.c.key, meta.c.value).where(meta.c.key.in_(STATS))).all())
+    chunks_n, length = int(stats.get("keyword_chunks", 0)), int(stats.get("keyword_length", 0))
+    avgdl = max(length / chunks_n, 1.0) if chunks_n else 1.0
+    ref = float(stats["keyword_ref_avgdl"]) if "keyword_ref_avgdl" in stats else None
+    if ref is not None and 1 / REBASE <= avgdl / ref <= REBASE:
+        return False
+    conn.execute(text("INSERT INTO meta (key, value) VALUES ('keyword_ref_avgdl', :v) "
+                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value"), {"v": repr(avgdl)})
+    if ref is None:
+        return False
+    conn.execute(text("DELETE FROM term_postings"))  # rare: the average settles as a collection grows
+    conn.execute(text(f"INSERT INTO term_postings (term, impact, chunk_id) {ALL_POSTINGS}"))
+    return True

@@ -10,9 +10,9 @@ to FAISS files and the data folder.
 from __future__ import annotations
 
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import (BigInteger, Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, Table, Text,
+from sqlalchemy import (REAL, BigInteger, Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, Table, Text,
                         UniqueConstraint)
-from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
 
 metadata = MetaData()
 
@@ -165,12 +165,21 @@ chunk_search = Table(  # weighted terms of each chunk: text A, heading path B, d
     Column("chunk_id", Integer, ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
     Column("terms", TSVECTOR, nullable=False),
     Column("length", Integer, nullable=False),  # tokens in text, headings and title (BM25's document length)
+    Column("lexemes", ARRAY(Text), nullable=False),  # the tsvector's lexemes, sorted, and beside them
+    Column("tfs", ARRAY(REAL), nullable=False),  # their weighted term frequencies (what kb_score reads)
 )
 
 term_stats = Table(  # in how many chunks each lexeme occurs (BM25's document frequency)
     "term_stats", metadata,
     Column("term", Text, primary_key=True),
     Column("df", Integer, nullable=False),
+)
+
+term_postings = Table(  # each lexeme's chunks by BM25 impact, best first (keyword.search_postgres)
+    "term_postings", metadata,
+    Column("term", Text, primary_key=True),
+    Column("impact", REAL, primary_key=True),  # BM25's term-frequency part at meta's keyword_ref_avgdl
+    Column("chunk_id", Integer, primary_key=True, autoincrement=False),
 )
 
 chunk_vectors = Table(

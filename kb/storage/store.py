@@ -334,13 +334,14 @@ class Store:
             return np.asarray(conn.execute(query).scalars().all(), dtype=np.int64)
 
     def keyword_search(self, words: list[str], filters: Filters, limit: int,
-                       admitted: np.ndarray | None = None) -> list[tuple[int, float]]:
+                       admitted: np.ndarray | None = None, approximate: bool = False) -> list[tuple[int, float]]:
         """BM25 over chunk text, title and headings (any of the query's words), filters applied
-        inside; higher scores are better. See keyword.py for each database's way."""
+        inside; higher scores are better. `approximate` lets PostgreSQL stop early on a large
+        collection (FTS5 is always exact). See keyword.py for each database's way."""
         if not words:
             return []
         if self.dialect == "postgresql":
-            return keyword.search_postgres(self.db, words, filters, limit)
+            return keyword.search_postgres(self.db, words, filters, limit, approximate)
         return keyword.search_sqlite(self.db, words, filters, limit, admitted)
 
     def chunk_rows(self, ids: list[int]) -> dict[int, ChunkRow]:
