@@ -108,7 +108,7 @@ def build(data_dir: Path, chunks: int, base: np.ndarray, base_texts: list[str], 
 
 def _write(store, model: str, start: int, vectors: np.ndarray, texts: list[str]) -> np.ndarray:
     """One transaction: documents, chunks (with their keyword index) and cached embeddings."""
-    ids: list[int] = []
+    pending = []
     cache = {}
     with store.transaction() as conn:
         for first in range(0, len(texts), CHUNKS_PER_DOC):
@@ -125,9 +125,10 @@ def _write(store, model: str, start: int, vectors: np.ndarray, texts: list[str])
                 chunk_list.append(Chunk(ordinal, text, "", None, pos, pos + len(text), len(text.split()) * 4 // 3))
                 hashes.append(_sha(text))
                 pos += len(text) + 2
-            ids += store.add_chunks(conn, doc_id, chunk_list, hashes, meta.title)
+            pending.append((doc_id, chunk_list, hashes, meta.title))
             for h, row in zip(hashes, range(first, first + len(part))):
                 cache[h] = vectors[row]
+        ids = [i for made in store.add_chunks(conn, pending) for i in made]
         store.cache_vectors(conn, model, cache)
     return np.asarray(ids, dtype=np.int64)
 

@@ -185,14 +185,13 @@ def _unchanged(kb: KnowledgeBase, source: str, sha: str, meta: DocMeta, name: st
     path whose bytes another document holds is that document moved (when its file is gone), or a
     duplicate (unless that document's own file has changed since, so its bytes are leaving it).
     """
-    existing = kb.store.find(source)
+    existing, twin = kb.store.find_source_or_bytes(source, sha)
     if existing is not None:
         if sha in (existing.sha256, existing.source_sha):  # the source_sha: an upload replaced the content
             return _meta_update(kb, existing, meta, name, forced) or ItemOutcome(name, "unchanged", doc_id=existing.id)
         return None
     if sha in seen:
         return ItemOutcome(name, "duplicate", f"same bytes as {seen[sha]}")
-    twin = kb.store.find_by_sha(sha, or_source=True)
     if twin is None:
         return None
     if _file_gone(twin.source):  # moved or renamed: the document follows its file

@@ -205,8 +205,9 @@ class KnowledgeBase:
         """
         index = self.index
         prepared = []
+        stored = self.store.find_many([doc.source for doc in docs])
         for doc in docs:
-            old = self.store.find(doc.source)  # its title, for the embedded text; the row is read again below
+            old = stored.get(doc.source)  # its title, for the embedded text; the row is read again below
             meta = carried_over(old, doc.meta, doc.curated) if old else doc.meta
             title = meta.title or doc.loaded.title or ""  # embedded: never a made-up file name
             body, chunks = chunk_blocks(doc.loaded.blocks, self.embedder.count_tokens,
@@ -232,10 +233,27 @@ class KnowledgeBase:
         vectors.update(fresh)
 
         outcomes, removed, added_ids, added_vecs, orphaned, old_hashes = [], [], [], [], [], []
+        pending: list[tuple] = []  # (doc id, chunks, hashes, title): stored together at the end
+
+        def store_chunks(conn) -> None:
+            made = [i for ids in self.store.add_chunks(conn, pending) for i in ids]
+            vecs = [vectors[h] for _, _, hashes, _ in pending for h in hashes]
+            if self.store.keeps_vectors:  # in the same transaction as their chunks
+                stored_vectors.add(conn, self.settings.model, made, vecs)
+            added_ids.extend(made)
+            added_vecs.extend(vecs)
+            pending.clear()
+
         with self.store.transaction() as conn:
             self.store.cache_vectors(conn, self.settings.model, fresh)
+            current = self.store.find_many([doc.source for doc in docs])  # a curator may have edited one meanwhile
+            seen: set[str] = set()
             for doc, body, chunks, texts, hashes in prepared:
-                old = self.store.find(doc.source)  # as it is now: a curator may have edited it meanwhile
+                if doc.source in seen:  # the same source twice in a batch: the first is stored by now
+                    store_chunks(conn)
+                    current[doc.source] = self.store.find(doc.source)
+                seen.add(doc.source)
+                old = current.get(doc.source)
                 meta = carried_over(old, doc.meta, doc.curated) if old else replace(doc.meta)
                 meta.title = meta.title or doc.loaded.title or Path(doc.original_name or doc.source).stem
                 sig = dedup.signature(body)
@@ -258,14 +276,11 @@ class KnowledgeBase:
                         signature=sig.tobytes() if sig is not None else None, dup_of=dup_of, dup_score=dup_score,
                         source_sha=doc.source_sha)
                 self.store.add_bands(conn, doc_id, bands)
-                ids = self.store.add_chunks(conn, doc_id, chunks, hashes, meta.title)
-                added_ids.extend(ids)
-                added_vecs.extend(vectors[h] for h in hashes)
-                if self.store.keeps_vectors:
-                    stored_vectors.add(conn, self.settings.model, ids, [vectors[h] for h in hashes])
+                pending.append((doc_id, chunks, hashes, meta.title))
                 outcomes.append(ItemOutcome(doc.label or doc.original_name or doc.source,
                                             "updated" if old else "added", doc_id=doc_id, chunks=len(chunks),
                                             reason=f"near-duplicate of document {dup_of}" if dup_of else ""))
+            store_chunks(conn)
             self.store.forget_vectors(conn, old_hashes)  # those the new versions no longer hold
             if self.store.keeps_vectors and added_ids:
                 stored_vectors.fix_dimension(conn, len(added_vecs[0]))

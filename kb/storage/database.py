@@ -114,11 +114,12 @@ class Database:
         yield raw
 
     @contextmanager
-    def transaction(self, bump: str | None = "generation") -> Iterator[Connection]:
+    def transaction(self, bump: str | None = "generation", lock: bool = True) -> Iterator[Connection]:
         """One write transaction. Chunks or vectors changing bump the `generation` (a running server
         then reloads the vector index); metadata changes bump the `revision` (cached filters are
         dropped); bookkeeping (accounts, audit, jobs) bumps nothing. Nested in another on the same
-        thread, it joins that one."""
+        thread, it joins that one. On PostgreSQL it takes the writer lock first unless `lock` is
+        False (for a lone statement that cannot conflict, such as an insert that ignores a duplicate)."""
         outer = getattr(self._local, "conn", None)
         if outer is not None:  # already in one on this thread: the work joins it
             yield outer
@@ -127,7 +128,7 @@ class Database:
             return
         with self.engine.connect().execution_options(kb_write=True) as conn:
             with conn.begin():
-                if self.dialect == "postgresql":  # one writer at a time, as SQLite's BEGIN IMMEDIATE makes it
+                if self.dialect == "postgresql" and lock:  # one writer at a time, as SQLite's BEGIN IMMEDIATE makes it
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
                 self._local.conn = conn
                 try:

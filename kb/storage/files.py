@@ -11,7 +11,8 @@ import hashlib
 import os
 from pathlib import Path
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from ..errors import NotFound
 from .database import Database
@@ -54,10 +55,11 @@ class DatabaseFiles:
         return None  # nothing on this machine's disk: read() it
 
     def put(self, name: str, data: bytes) -> None:
-        with self.db.transaction(bump=None) as conn:
-            if conn.execute(select(files.c.path).where(files.c.path == name)).first() is None:
-                conn.execute(insert(files).values(path=name, data=data, size=len(data),
-                                                  sha256=hashlib.sha256(data).hexdigest()))
+        """A name already present is kept. One statement that cannot conflict with another
+        writer's work, so it does not wait for the writer lock."""
+        with self.db.transaction(bump=None, lock=False) as conn:
+            conn.execute(pg_insert(files).values(path=name, data=data, size=len(data),
+                                                 sha256=hashlib.sha256(data).hexdigest()).on_conflict_do_nothing())
 
     def read(self, name: str) -> bytes:
         with self.db.read() as conn:

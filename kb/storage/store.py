@@ -136,9 +136,27 @@ class Store:
         return _document(row)
 
     def find(self, source: str) -> Document | None:
+        return self.find_many([source]).get(source)
+
+    def find_many(self, sources: list[str]) -> dict[str, Document]:
+        """The documents stored under any of these sources, by source (one query)."""
+        if not sources:
+            return {}
         with self.db.read() as conn:
-            doc_id = conn.execute(select(documents.c.id).where(documents.c.source == source)).scalar()
-        return self.get(doc_id) if doc_id is not None else None
+            rows = conn.execute(select(*_doc_columns(), CHUNK_COUNT).where(documents.c.source.in_(list(sources)))).all()
+        return {row.source: _document(row) for row in rows}
+
+    def find_source_or_bytes(self, source: str, sha256: str) -> tuple[Document | None, Document | None]:
+        """In one query: the document stored under this source, and the first document holding
+        these bytes (or whose file at its source had them when last read), as find() and
+        find_by_sha(sha256, or_source=True) would answer."""
+        with self.db.read() as conn:
+            rows = conn.execute(select(*_doc_columns(), CHUNK_COUNT).where(
+                (documents.c.source == source) | (documents.c.sha256 == sha256) | (documents.c.source_sha == sha256))
+                .order_by(documents.c.id)).all()
+        at_source = next((_document(r) for r in rows if r.source == source), None)
+        twin = next((_document(r) for r in rows if sha256 in (r.sha256, r.source_sha)), None)
+        return at_source, twin
 
     def find_by_sha(self, sha256: str, or_source: bool = False) -> Document | None:
         """The first document holding these bytes; with `or_source`, also one whose file at its
@@ -147,8 +165,8 @@ class Store:
         if or_source:
             match = match | (documents.c.source_sha == sha256)
         with self.db.read() as conn:
-            doc_id = conn.execute(select(documents.c.id).where(match).order_by(documents.c.id).limit(1)).scalar()
-        return self.get(doc_id) if doc_id is not None else None
+            row = conn.execute(select(*_doc_columns(), CHUNK_COUNT).where(match).order_by(documents.c.id).limit(1)).first()
+        return _document(row) if row is not None else None
 
     def documents(self, filters: Filters | None = None, include_retired: bool = False,
                   sort: str = "id", descending: bool = False, limit: int = 10_000,
@@ -200,16 +218,24 @@ class Store:
             original_name=original_name, mime=mime, stored_path=stored_path, body=body, signature=signature,
             dup_of=dup_of, dup_score=dup_score, source_sha=source_sha)).inserted_primary_key[0])
 
-    def add_chunks(self, conn: Connection, doc_id: int, new: list[Chunk], hashes: list[str], title: str) -> list[int]:
-        ids = []
-        for chunk, text_hash in zip(new, hashes):
-            chunk_id = conn.execute(insert(chunks).values(
-                doc_id=doc_id, ordinal=chunk.ordinal, text=chunk.text, heading=chunk.heading, page=chunk.page,
-                char_start=chunk.char_start, char_end=chunk.char_end, tokens=chunk.tokens,
-                text_hash=text_hash)).inserted_primary_key[0]
-            ids.append(int(chunk_id))
-        keyword.add(conn, [(i, c.text, title, c.heading) for i, c in zip(ids, new)])
-        return ids
+    def add_chunks(self, conn: Connection, docs: list[tuple[int, list[Chunk], list[str], str]]) -> list[list[int]]:
+        """Store the chunks of several documents, given as (doc id, chunks, their text hashes,
+        document title), with their keyword index: one statement for the rows, one keyword update
+        for them all. Returns each document's new chunk ids."""
+        rows = [{"doc_id": doc_id, "ordinal": c.ordinal, "text": c.text, "heading": c.heading, "page": c.page,
+                 "char_start": c.char_start, "char_end": c.char_end, "tokens": c.tokens, "text_hash": h}
+                for doc_id, new, hashes, _ in docs for c, h in zip(new, hashes)]
+        if not rows:
+            return [[] for _ in docs]
+        made = conn.execute(insert(chunks).returning(chunks.c.id, sort_by_parameter_order=True), rows).scalars().all()
+        out, words, at = [], [], 0
+        for _, new, _, title in docs:
+            ids = [int(i) for i in made[at:at + len(new)]]
+            at += len(new)
+            out.append(ids)
+            words += [(i, c.text, title, c.heading) for i, c in zip(ids, new)]
+        keyword.add(conn, words)
+        return out
 
     def chunk_ids(self, conn: Connection | None = None, doc_id: int | None = None) -> np.ndarray:
         query = select(chunks.c.id).order_by(chunks.c.id)
