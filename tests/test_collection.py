@@ -173,6 +173,28 @@ def test_an_approximate_collection_keeps_filters_and_visibility_inside_every_mod
     assert searcher.search("zebra", mode="keyword").hits[0].source == "hidden"
 
 
+def test_a_narrow_filter_on_an_hnsw_collection_still_finds_its_passages(tmp_path, database_url, monkeypatch):
+    """pgvector's iterative scan gives up after a bounded number of rows; kb then scans exactly."""
+    from kb.storage import vectors
+
+    monkeypatch.setattr(vectors, "EF_SEARCH", 10)
+    monkeypatch.setattr(vectors, "MAX_SCAN_TUPLES", 20)
+    if database_url:  # make PostgreSQL take the HNSW index (its order) even for a table this small
+        import psycopg
+
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(f"ALTER DATABASE {database_url.rsplit('/', 1)[1]} SET enable_sort = off")
+    kb = KnowledgeBase.open(Settings(data_dir=tmp_path / "d", model="fake", index_kind="hnsw", database_url=database_url),
+                            FakeEmbedder())
+    add(kb, *[new_doc(f"d{i}", [f"walking group notes {i}"], site="Leeds") for i in range(150)],
+        *[new_doc(f"far{i}", [f"money advice for families {i}"], site="Croydon") for i in range(40)])
+    croydon = set(kb.store.allowed_chunk_ids(Filters(site=["Croydon"])).tolist())
+    found = kb.index.search(kb.embedder.encode_query("walking group notes"), 30, filters=Filters(site=["Croydon"])) \
+        if kb.store.keeps_vectors else kb.index.search(kb.embedder.encode_query("walking group notes"), 30,
+                                                       np.sort(np.asarray(list(croydon))))
+    assert len(found) == 30 and {i for i, _ in found} <= croydon
+
+
 def test_a_second_writer_fails_clearly(tmp_path, database_url):
     settings = Settings(data_dir=tmp_path / "d", model="fake", database_url=database_url)
     first = KnowledgeBase.open(settings, FakeEmbedder())
@@ -327,7 +349,8 @@ def test_an_unreachable_database_is_a_clear_error_that_hides_the_password(tmp_pa
 
     from kb.errors import DatabaseUnavailable
 
-    url = f"postgresql://kb:s3cret@127.0.0.1:{free_port()}/kb"  # nothing listens there
-    with pytest.raises(DatabaseUnavailable, match="cannot reach the database") as caught:
-        KnowledgeBase.open(Settings(data_dir=tmp_path / "d", model="fake", database_url=url), FakeEmbedder())
-    assert "s3cret" not in str(caught.value)
+    port = free_port()  # nothing listens there
+    for url in (f"postgresql://kb:s3cret@127.0.0.1:{port}/kb", f"postgresql://kb@127.0.0.1:{port}/kb?password=s3cret"):
+        with pytest.raises(DatabaseUnavailable, match="cannot reach the database") as caught:
+            KnowledgeBase.open(Settings(data_dir=tmp_path / "d", model="fake", database_url=url), FakeEmbedder())
+        assert "s3cret" not in str(caught.value) and "127.0.0.1" in str(caught.value)

@@ -71,8 +71,12 @@ class Store:
         except OperationalError as exc:
             if self.db.dialect == "sqlite":
                 raise
-            where = self.db.engine.url.render_as_string(hide_password=True)
+            url = self.db.engine.url
+            if "password" in url.query:  # libpq also takes it as ?password=
+                url = url.update_query_dict({"password": "***"})
+            where = url.render_as_string(hide_password=True)
             reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            self.db.close()
             raise DatabaseUnavailable(f"cannot reach the database at {where}: {reason}") from None
         self.accounts = AccountRows(self.db)
         self.audit = AuditRows(self.db)

@@ -105,6 +105,11 @@ class DatabaseVectors:
             conn.execute(text("SET LOCAL hnsw.iterative_scan = strict_order"))
             conn.execute(text(f"SET LOCAL hnsw.max_scan_tuples = {MAX_SCAN_TUPLES}"))
             rows = conn.execute(query).all()
+            if len(rows) < k and self.kind == "hnsw":
+                # the index gave up before finding k rows that pass a narrow filter: an exact scan of
+                # the rows the filters admit (found through their own indexes) has the whole answer
+                conn.execute(text("SET LOCAL enable_indexscan = off"))
+                rows = conn.execute(query).all()
         return [(int(i), -float(d)) for i, d in rows]
 
 
