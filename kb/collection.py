@@ -288,10 +288,14 @@ class KnowledgeBase:
             self._keep_kind()
         else:
             with self._index_lock:
+                gone = set()
                 for ids in removed:
                     index.remove(ids)
-                if added_ids:
-                    index.add(np.asarray(added_ids, dtype=np.int64), np.vstack(added_vecs))
+                    gone.update(ids.tolist())
+                kept = [n for n, i in enumerate(added_ids) if i not in gone]  # a source given twice: its first version
+                if kept:
+                    index.add(np.asarray([added_ids[n] for n in kept], dtype=np.int64),
+                              np.vstack([added_vecs[n] for n in kept]))
                 self._save_index()
         for path in orphaned:
             self._drop_file(path)

@@ -195,6 +195,16 @@ def test_a_narrow_filter_on_an_hnsw_collection_still_finds_its_passages(tmp_path
     assert len(found) == 30 and {i for i, _ in found} <= croydon
 
 
+def test_the_same_source_twice_in_one_batch_keeps_the_later_version(fake_kb):
+    out = add(fake_kb, new_doc("a", ["walking groups in the park"]), new_doc("b", ["carers"]),
+              new_doc("a", ["money advice for families"]))
+    assert [o.status for o in out] == ["added", "added", "updated"]
+    assert fake_kb.store.count("documents") == 2 and in_step(fake_kb)
+    assert [p.text for p in fake_kb.store.chunks_of(out[0].doc_id)] == ["money advice for families"]
+    assert Searcher(fake_kb).search("money advice", mode="keyword").hits[0].source == "a"
+    assert not Searcher(fake_kb).search("walking", mode="keyword").hits
+
+
 def test_a_second_writer_fails_clearly(tmp_path, database_url):
     settings = Settings(data_dir=tmp_path / "d", model="fake", database_url=database_url)
     first = KnowledgeBase.open(settings, FakeEmbedder())
