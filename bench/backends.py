@@ -284,14 +284,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.backends", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, a few minutes")
     parser.add_argument("--passages", type=int)
-    parser.add_argument("--scale", type=int, action="append", help="a generated collection's size (repeatable)")
+    parser.add_argument("--scale", type=int, action="append", help="a generated collection's size (repeatable; 0: none, ingest only)")
     parser.add_argument("--database-url", help="a PostgreSQL server to make the bench databases on (default: start one)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--work", type=Path)
     parser.add_argument("--render", type=Path, metavar="RESULTS_JSON", help="only write the section again")
     args = parser.parse_args(argv)
     config = Config.quick() if args.quick else Config()
-    config = replace(config, **{k: v for k, v in (("passages", args.passages), ("scales", tuple(args.scale or ()) or None),
+    config = replace(config, **{k: v for k, v in (("passages", args.passages), ("scales", tuple(n for n in args.scale if n) if args.scale else None),
                                                   ("out", args.out)) if v is not None})
     saved = config.out.with_name("benchmarks-backends.json") if config.out.name == "benchmarks.md" \
         else config.out.with_suffix(".backends.json")

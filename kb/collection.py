@@ -235,7 +235,11 @@ class KnowledgeBase:
         outcomes, removed, added_ids, added_vecs, orphaned, old_hashes = [], [], [], [], [], []
         pending: list[tuple] = []  # (doc id, chunks, hashes, title): stored together at the end
 
+        batch_bands: dict[int, tuple[set, np.ndarray]] = {}  # this batch's documents' LSH bands, stored at the end
+
         def store_chunks(conn) -> None:
+            self.store.add_bands(conn, [(doc_id, sorted(bands)) for doc_id, (bands, _) in batch_bands.items()])
+            batch_bands.clear()
             made = [i for ids in self.store.add_chunks(conn, pending) for i in ids]
             vecs = [vectors[h] for _, _, hashes, _ in pending for h in hashes]
             if self.store.keeps_vectors:  # in the same transaction as their chunks
@@ -258,7 +262,7 @@ class KnowledgeBase:
                 meta.title = meta.title or doc.loaded.title or Path(doc.original_name or doc.source).stem
                 sig = dedup.signature(body)
                 bands = dedup.band_keys(sig) if sig is not None else []
-                dup_of, dup_score = self._near_duplicate(sig, bands, exclude=old.id if old else None)
+                dup_of, dup_score = self._near_duplicate(sig, bands, exclude=old.id if old else None, also=batch_bands)
                 if old is not None:
                     doc_id = old.id
                     old_hashes.extend(self.store.chunk_hashes(conn, doc_id))
@@ -275,7 +279,8 @@ class KnowledgeBase:
                         original_name=doc.original_name, stored_path=doc.stored_path,
                         signature=sig.tobytes() if sig is not None else None, dup_of=dup_of, dup_score=dup_score,
                         source_sha=doc.source_sha)
-                self.store.add_bands(conn, doc_id, bands)
+                if bands:
+                    batch_bands[doc_id] = (set(bands), sig)
                 pending.append((doc_id, chunks, hashes, meta.title))
                 outcomes.append(ItemOutcome(doc.label or doc.original_name or doc.source,
                                             "updated" if old else "added", doc_id=doc_id, chunks=len(chunks),
@@ -318,12 +323,19 @@ class KnowledgeBase:
                 best, score = doc_id, similarity
         return best, (round(score, 3) if best else None)
 
-    def _near_duplicate(self, sig, bands, exclude: int | None = None) -> tuple[int | None, float | None]:
+    def _near_duplicate(self, sig, bands, exclude: int | None = None,
+                        also: dict[int, tuple[set, np.ndarray]] | None = None) -> tuple[int | None, float | None]:
+        """The stored document (or one of `also`, documents of this batch not stored yet, by id:
+        their bands and signature) that this signature nearly repeats, with the similarity."""
         if sig is None:
             return None, None
+        found = {doc_id: np.frombuffer(blob, dtype=np.uint64)
+                 for doc_id, blob in self.store.near_duplicate_candidates(bands)}
+        wanted = set(bands)
+        found.update((doc_id, other) for doc_id, (their, other) in (also or {}).items() if their & wanted)
         best, best_score = None, 0.0
-        for doc_id, blob in self.store.near_duplicate_candidates(bands):
-            score = dedup.similarity(sig, np.frombuffer(blob, dtype=np.uint64))
+        for doc_id, other in sorted(found.items()):
+            score = dedup.similarity(sig, other)
             if doc_id != exclude and score >= dedup.NEAR_DUPLICATE and score > best_score:
                 best, best_score = doc_id, score
         return best, (round(best_score, 3) if best else None)

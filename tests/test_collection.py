@@ -112,7 +112,10 @@ def test_near_duplicate_documents_are_recorded_and_folded(fake_kb):
     text = [f"The programme gives each area up to five hundred thousand pounds, sentence {i}." for i in range(12)]
     out = add(fake_kb, new_doc("outlet-1", text, title="Outlet one"),
               new_doc("outlet-2", text[:11] + ["A different closing line from the second outlet."], title="Outlet two"))
-    assert fake_kb.store.get(out[1].doc_id).dup_of == out[0].doc_id
+    assert fake_kb.store.get(out[1].doc_id).dup_of == out[0].doc_id  # found within the batch
+    later = add(fake_kb, new_doc("outlet-3", text[1:] + ["Another closing line."], title="Outlet three"))
+    assert fake_kb.store.get(later[0].doc_id).dup_of == out[0].doc_id  # found through the stored bands
+    fake_kb.remove(later[0].doc_id)
     hits = Searcher(fake_kb).search("five hundred thousand pounds", k=10).hits
     assert len({h.doc_id for h in hits}) == 1
     assert hits[0].also_in and hits[0].also_in[0]["title"] in ("Outlet one", "Outlet two")

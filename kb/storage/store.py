@@ -207,9 +207,11 @@ class Store:
         with self.db.read() as conn:
             return [(r.id, r.signature) for r in conn.execute(query)]
 
-    def add_bands(self, conn: Connection, doc_id: int, bands: list[str]) -> None:
-        if bands:
-            conn.execute(_insert_ignore(doc_bands, self.dialect), [{"band": b, "doc_id": doc_id} for b in dict.fromkeys(bands)])
+    def add_bands(self, conn: Connection, docs: list[tuple[int, list[str]]]) -> None:
+        """The LSH bands of several documents, given as (doc id, bands), in one statement."""
+        rows = [{"band": b, "doc_id": doc_id} for doc_id, bands in docs for b in dict.fromkeys(bands)]
+        if rows:
+            conn.execute(_insert_ignore(doc_bands, self.dialect), rows)
 
     def add_document(self, conn: Connection, source: str, sha256: str, meta: DocMeta, body: str, *,
                      mime: str | None = None, original_name: str | None = None,
