@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections import Counter, OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -51,6 +52,7 @@ class Searcher:
         self._revision: tuple[int, int] | None = None
         self._lock = threading.Lock()
         self._reranker = None
+        self._pool: ThreadPoolExecutor | None = None  # PostgreSQL: keyword searches run beside dense ones
 
     def admitted(self, filters: Filters) -> np.ndarray:
         """The sorted ids of every chunk the filters admit, cached until the store's next change."""
@@ -98,12 +100,19 @@ class Searcher:
         settings, index = self.kb.settings, self.kb.index
         dense, keyword, pool, vector = [], [], [], None
         feedback = mode == "hybrid" and settings.feedback_docs > 0
+        aside = None
+        if mode == "hybrid" and self.kb.store.keeps_vectors:
+            # the database works on the keyword side in a process of its own while this thread
+            # encodes the query and waits on the dense side: the two overlap instead of adding up
+            aside = self._helpers().submit(self._keyword, text, filters, depth)
         if mode in ("hybrid", "dense"):
             vector = self.kb.embedder.encode_query(text)
             # with feedback, one search keeps a deeper pool that the moved query re-scores
             pool = self._dense(index, vector, max(depth, FEEDBACK_POOL) if feedback else depth, filters)
             dense = pool[:depth]
-        if mode in ("hybrid", "keyword"):
+        if aside is not None:
+            keyword = aside.result()
+        elif mode in ("hybrid", "keyword"):
             keyword = self._keyword(text, filters, depth)
         if mode == "dense":
             return dense
@@ -130,6 +139,12 @@ class Searcher:
         if self.kb.store.keeps_vectors:
             return index.search(vector, k, filters=filters)
         return index.search(vector, k, self.allowed_ids(filters))
+
+    def _helpers(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kb-keyword")
+            return self._pool
 
     def _keyword(self, text: str, filters: Filters, depth: int) -> list[tuple[int, float]]:
         """BM25 with the filters inside; an approximate vector index goes with an approximate

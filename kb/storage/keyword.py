@@ -65,12 +65,14 @@ def search_sqlite(db: Database, words: list[str], filters: Filters, limit: int,
 def search_postgres(db: Database, words: list[str], filters: Filters, limit: int,
                     approximate: bool = False) -> list[tuple[int, float]]:
     """PostgreSQL: BM25 as FTS5 ranks (`kb_score`, from the term statistics kept beside the index),
-    filters inside the query. Rather than score every chunk holding a query word, it first reads
-    each word's best postings by impact (`term_postings`) and scores only those chunks. That is
-    the exact answer when no unseen chunk can reach it (Fagin's threshold: an unseen chunk scores
-    at most the sum of each word's last impact read, times its IDF), as on small collections where
-    every posting is read. Otherwise every match is scored, unless `approximate` (a collection
-    large enough for an approximate vector index too), which keeps what the postings found."""
+    filters inside the query. Rather than score every chunk holding a query word, it reads each
+    word's best postings by impact (`term_postings`), bounds every chunk found there from what
+    was read, and scores exactly the most promising few, a round at a time, until no other chunk
+    can reach the results (the threshold algorithms of Fagin et al.: an unseen chunk scores at most
+    the sum of each word's last impact read, times its IDF). On small collections every posting is
+    read and the answer is always exact. When the bounds leave doubt, every match is scored,
+    unless `approximate` (a collection large enough for an approximate vector index too), which
+    keeps what its rounds found if they found enough that pass the filters."""
     with db.read() as conn:
         stats = dict(conn.execute(select(meta.c.key, meta.c.value).where(meta.c.key.in_(STATS))).all())
         chunks_n, length = int(stats.get("keyword_chunks", 0)), int(stats.get("keyword_length", 0))
@@ -80,32 +82,63 @@ def search_postgres(db: Database, words: list[str], filters: Filters, limit: int
         if not found or not chunks_n:
             return []
         lexemes = [t for t, _ in found]
-        idf = [max(math.log((chunks_n - df + 0.5) / (df + 0.5)), 1e-6) for _, df in found]
+        idf = np.asarray([max(math.log((chunks_n - df + 0.5) / (df + 0.5)), 1e-6) for _, df in found])
         avgdl = max(length / chunks_n, 1.0)
         score = func.kb_score(chunk_search.c.lexemes, chunk_search.c.tfs, chunk_search.c.length,
-                              cast(lexemes, ARRAY(Text)), cast(idf, ARRAY(Float)), avgdl).label("score")
+                              cast(lexemes, ARRAY(Text)), cast(idf.tolist(), ARRAY(Float)), avgdl).label("score")
         ranked = (select(chunk_search.c.chunk_id, score)
                   .join_from(chunk_search, chunks, chunks.c.id == chunk_search.c.chunk_id)
                   .join(documents, documents.c.id == chunks.c.doc_id)
                   .where(conditions(filters, dialect="postgresql"))
                   .order_by(score.desc(), chunk_search.c.chunk_id).limit(limit))
         depth = POSTINGS_DEPTH * limit
-        read: list[list[tuple[int, float]]] = [[] for _ in lexemes]
-        for n, chunk_id, impact in conn.execute(TOP_POSTINGS, {"terms": lexemes, "depth": depth}):
-            read[n - 1].append((chunk_id, impact))
+        read = np.asarray(conn.execute(TOP_POSTINGS, {"terms": lexemes, "depth": depth}).all(), dtype=np.float64)
+        candidates, bounds = _bounds(read.reshape(-1, 3), idf, depth)
         # impacts were stored against the reference length; a longer average can only raise them
         slack = max(1.0, avgdl / float(stats.get("keyword_ref_avgdl") or avgdl)) * (1 + 1e-5)
-        bound = slack * sum(w * got[-1][1] for w, got in zip(idf, read) if len(got) == depth)
-        seen = sorted({chunk_id for got in read for chunk_id, _ in got})
-        top = conn.execute(ranked.where(chunk_search.c.chunk_id == func.any(cast(seen, ARRAY(Integer))))).all()
-        if bound == 0 or approximate or (len(top) == limit and top[-1][1] > bound):
-            return [(int(i), float(r)) for i, r in top]
+        unseen = slack * bounds[-1]  # what a chunk in no list read can score at most
+        best: list[tuple[int, float]] = []
+        for start in range(0, min(len(candidates), ROUNDS * ROUND * limit), ROUND * limit):
+            batch = [int(i) for i in candidates[start:start + ROUND * limit]]
+            best = sorted(best + [(int(i), float(r)) for i, r in conn.execute(
+                ranked.where(chunk_search.c.chunk_id == func.any(cast(batch, ARRAY(Integer)))))],
+                key=lambda hit: (-hit[1], hit[0]))[:limit]
+            rest = max(unseen, slack * bounds[start + len(batch)] if start + len(batch) < len(candidates) else 0.0)
+            if len(best) == limit and best[-1][1] > rest:
+                return best  # nothing else can place: the exact answer
+            if approximate and len(best) == limit and start // (ROUND * limit) + 1 >= APPROXIMATE_ROUNDS:
+                return best
+        if (approximate and len(best) == limit) or (unseen == 0 and len(candidates) <= ROUNDS * ROUND * limit):
+            return best  # approximate, or every match was scored
+        # a narrow filter that kept rejecting what the postings offered, or bounds that left doubt
         query = func.to_tsquery("english", " | ".join(words))  # words are letters and digits only (kb.query.terms)
         return [(int(i), float(r)) for i, r in conn.execute(ranked.where(chunk_search.c.terms.op("@@")(query)))]
 
 
+def _bounds(read: np.ndarray, idf: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """From the postings read, (word number from 1, chunk id, impact) rows: the chunks found,
+    most promising first, and for each the most it or any chunk after it can score (at the
+    reference length), followed by the most a chunk found in no list can score."""
+    words = read[:, 0].astype(np.int64) - 1
+    counts = np.bincount(words, minlength=len(idf))
+    last = np.zeros(len(idf))
+    ends = np.cumsum(counts) - 1
+    full = counts == depth  # a list read to its end holds nothing more
+    last[full] = read[ends[full], 2]
+    ids, where = np.unique(read[:, 1].astype(np.int64), return_inverse=True)
+    seen = np.bincount(where, weights=idf[words] * read[:, 2], minlength=len(ids))
+    counted = np.bincount(where, weights=(idf * last)[words], minlength=len(ids))
+    upper = seen + float(idf @ last) - counted  # a word's list missing the chunk: at most its last impact
+    order = np.lexsort((ids, -upper, -seen))  # by what was read of them: a better guess than the bound
+    upper = np.maximum.accumulate(upper[order][::-1])[::-1]  # the most any chunk from here on can score
+    return ids[order], np.append(upper, float(idf @ last))
+
+
 STATS = ("keyword_chunks", "keyword_length", "keyword_ref_avgdl")
 POSTINGS_DEPTH = 4  # postings read per query word, times the results wanted
+ROUND = 4  # chunks scored exactly per round, times the results wanted
+ROUNDS = 3  # rounds before an exact search scores every match instead
+APPROXIMATE_ROUNDS = 2  # rounds an approximate search scores at most (recall: docs/benchmarks.md)
 TOP_POSTINGS = text(
     "SELECT q.n, p.chunk_id, p.impact FROM unnest(CAST(:terms AS text[])) WITH ORDINALITY AS q(term, n), "
     "LATERAL (SELECT chunk_id, impact FROM term_postings WHERE term = q.term "
