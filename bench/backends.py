@@ -38,6 +38,7 @@ class Config:
     scales: tuple[int, ...] = (100_000, 1_000_000)  # generated chunks, the larger collections
     queries: int = 120
     pg_hnsw_threshold: int | None = None  # PostgreSQL's HNSW threshold, when not kb's default
+    resume: bool = False  # reuse generated collections an earlier run left whole (in --work, on --database-url)
     out: Path = ROOT / "docs" / "benchmarks.md"
 
     @classmethod
@@ -63,6 +64,8 @@ def log(message: str) -> None:
 
 
 def run(config: Config, work: Path, database_url: str | None) -> dict:
+    import numpy as np
+
     from ingest.pipeline import ingest_paths
     from kb.collection import KnowledgeBase
     from kb.embed import Embedder
@@ -100,11 +103,20 @@ def run(config: Config, work: Path, database_url: str | None) -> dict:
         if config.scales:
             _, base_vectors, base_texts = collection_arrays(work / "small-sqlite", embedder)
         for scale in config.scales:
-            label = f"{scale:,} generated chunks"
+            label, folder, name = f"{scale:,} generated chunks", work / f"large-{scale}-sqlite", f"large_{scale}"
+            large = _reused(config, folder, databases, name, scale, cache, embedder, pg_settings, work)
+            if large is not None:
+                log(f"reuse the {scale:,} chunks an earlier run left in {folder} and {name}")
+                store = large["sqlite"].store
+                ids, hashes, cached = store.chunk_vectors(large["sqlite"].settings.model)
+                exact = exact_index(ids, np.vstack([cached[h] for h in hashes]).astype(np.float32))
+                del cached
+                collections.append((label, large, exact))
+                continue
             log(f"generate {scale:,} chunks into SQLite, copy them to PostgreSQL")
-            built = synth.build(work / f"large-{scale}-sqlite", scale, base_vectors, base_texts, Settings(model_cache=cache))
+            built = synth.build(folder, scale, base_vectors, base_texts, Settings(model_cache=cache))
             large = {"sqlite": KnowledgeBase.open(Settings(data_dir=built.data_dir, model_cache=cache), embedder)}
-            url = databases.new(f"large_{scale}")
+            url = databases.new(name)
             large["postgresql"] = KnowledgeBase.open(Settings(data_dir=work / f"large-{scale}-pg", model_cache=cache,
                                                               database_url=url, **pg_settings), embedder)
             started = time.perf_counter()
@@ -140,6 +152,24 @@ def run(config: Config, work: Path, database_url: str | None) -> dict:
                 kb.close()
     results.minutes = (time.perf_counter() - began) / 60
     return plain_data(asdict(results))
+
+
+def _reused(config, folder: Path, databases, name: str, scale: int, cache: Path, embedder, pg_settings: dict,
+            work: Path) -> dict | None:
+    """With --resume: a generated collection an earlier run left whole on both backends, opened."""
+    from kb.collection import KnowledgeBase
+    from kb.settings import Settings
+
+    if not config.resume or not (folder / "kb.sqlite3").exists() or not databases.exists(name):
+        return None
+    pair = {"sqlite": KnowledgeBase.open(Settings(data_dir=folder, model_cache=cache), embedder),
+            "postgresql": KnowledgeBase.open(Settings(data_dir=work / f"large-{scale}-pg", model_cache=cache,
+                                                      database_url=databases.url(name), **pg_settings), embedder)}
+    if all(kb.store.count("chunks") == scale and kb.index.count() == scale for kb in pair.values()):
+        return pair
+    for kb in pair.values():
+        kb.close()
+    return None
 
 
 def _search(searcher, kb, mode: str, forget):
@@ -196,23 +226,30 @@ class Databases:
     """Fresh PostgreSQL databases: on the given server, or on a throwaway one started here."""
 
     def __init__(self, stack: ExitStack, url: str | None):
-        self.url, self.server = url, None
+        self.server_url, self.server = url, None
         if not url:
             sys.path.insert(0, str(ROOT / "tests"))
             from support.postgres import PostgresServer
 
             self.server = stack.enter_context(PostgresServer(settings=SERVER_SETTINGS))
-            self.url = self.server.url
+            self.server_url = self.server.url
 
     def new(self, name: str) -> str:
         import psycopg
 
-        database = f"bench_{name}"
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{database}"')
-        base = self.url.rsplit("/", 1)[0]
-        return f"{base}/{database}"
+        with psycopg.connect(self.server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "bench_{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "bench_{name}"')
+        return self.url(name)
+
+    def url(self, name: str) -> str:
+        return f"{self.server_url.rsplit('/', 1)[0]}/bench_{name}"
+
+    def exists(self, name: str) -> bool:
+        import psycopg
+
+        with psycopg.connect(self.server_url, autocommit=True) as conn:
+            return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (f"bench_{name}",)).fetchone() is not None
 
     @staticmethod
     def size_mb(kb) -> float:
@@ -286,12 +323,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--passages", type=int)
     parser.add_argument("--scale", type=int, action="append", help="a generated collection's size (repeatable; 0: none, ingest only)")
     parser.add_argument("--database-url", help="a PostgreSQL server to make the bench databases on (default: start one)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse generated collections an earlier run left whole in --work and on --database-url")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--work", type=Path)
     parser.add_argument("--render", type=Path, metavar="RESULTS_JSON", help="only write the section again")
     args = parser.parse_args(argv)
     config = Config.quick() if args.quick else Config()
-    config = replace(config, **{k: v for k, v in (("passages", args.passages), ("scales", tuple(n for n in args.scale if n) if args.scale else None),
+    config = replace(config, **{k: v for k, v in (("passages", args.passages), ("resume", args.resume or None), ("scales", tuple(n for n in args.scale if n) if args.scale else None),
                                                   ("out", args.out)) if v is not None})
     saved = config.out.with_name("benchmarks-backends.json") if config.out.name == "benchmarks.md" \
         else config.out.with_suffix(".backends.json")

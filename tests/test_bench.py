@@ -5,6 +5,8 @@ No timing is asserted here (the machine is shared and noisy); docs/benchmarks.md
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from conftest import ROOT
@@ -72,6 +74,8 @@ def test_backends_benchmark_runs_both_backends_at_tiny_sizes(tmp_path, model, mo
     recall = results["recall"]["300 generated chunks"]  # PostgreSQL's HNSW against exact search
     assert set(recall) == {f"{mode}, postgresql" for mode in ("dense", "keyword", "hybrid")}
     assert all(0.5 <= share <= 1 for share in recall.values()), recall
+    again = run(dataclasses.replace(config, resume=True), tmp_path / "work", postgres_server.url)  # the collection reused
+    assert again["copy_seconds"] == {} and set(again["recall"]) == set(results["recall"])
     out = config.out
     out.write_text("# Benchmarks\n\nearlier sections\n")
     splice(out, render(results))
