@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from contextlib import ExitStack
@@ -89,6 +90,7 @@ def run(config: Config, work: Path, database_url: str | None) -> dict:
         kbs = {}
         for backend in ("postgresql", "sqlite"):  # PostgreSQL first: any warm-up favours SQLite, the baseline
             url = databases.new(f"ingest_{backend}") if backend == "postgresql" else ""
+            shutil.rmtree(work / f"small-{backend}", ignore_errors=True)  # an earlier run's, in the same --work
             kb = KnowledgeBase.open(Settings(data_dir=work / f"small-{backend}", model_cache=cache, database_url=url),
                                     embedder)
             log(f"ingest {config.passages:,} passages into {backend}")
