@@ -42,7 +42,7 @@ class Settings:
     pg_hnsw_threshold: int = _setting(
         20_000, "KB_PG_HNSW_THRESHOLD",
         "With index auto on PostgreSQL, vectors above which pgvector's HNSW index is used (its exact scan "
-        "costs about 13 times FAISS's per vector; docs/scale-out.md). Above it, keyword search may stop "
+        "costs about 10 times FAISS's per vector; docs/scale-out.md). Above it, keyword search may stop "
         "early too.")
     query_encoder: str = _setting(
         "onnx", "KB_QUERY_ENCODER",
