@@ -128,3 +128,50 @@ def test_postgresql_postings_follow_removals_retitles_and_a_drifting_average(tmp
     assert kept == fresh
     with kb.store.db.read() as conn:
         assert float(conn.execute(text("SELECT value FROM meta WHERE key = 'keyword_ref_avgdl'")).scalar()) > 3
+
+
+def test_a_postgresql_collection_from_before_the_postings_is_upgraded_in_place(tmp_path, postgres_url):
+    """A database at revision 0002 (keyword search scored from tsvectors) with chunks in it: opening
+    it adds the arrays and postings from what it holds, and keyword search ranks as before."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, text
+
+    from types import SimpleNamespace
+
+    from kb.storage import Store
+
+    engine = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(SCRIPTS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0002")
+        conn.execute(text("INSERT INTO documents (id, source, sha256, title, added_at, updated_at) "
+                          "VALUES (1, 'a', 'x', 'Walking', 'now', 'now'), (2, 'b', 'y', 'Money', 'now', 'now')"))
+        for chunk_id, doc_id, body in ((1, 1, "walking groups meet in the park, walking every week"),
+                                       (2, 2, "money advice for families who walk to the advice centre")):
+            conn.execute(text("INSERT INTO chunks (id, doc_id, ordinal, text, heading, char_start, char_end, tokens, "
+                              "text_hash) VALUES (:i, :d, 0, :t, '', 0, 1, 10, :i)"), {"i": chunk_id, "d": doc_id, "t": body})
+        conn.execute(text(  # the keyword index, as kb filled it at 0002
+            "INSERT INTO chunk_search (chunk_id, terms, length) SELECT c.id, setweight(to_tsvector('english', c.text), 'A') "
+            "|| setweight(to_tsvector('english', d.title), 'C'), 12 FROM chunks c JOIN documents d ON d.id = c.doc_id"))
+        conn.execute(text("INSERT INTO term_stats (term, df) SELECT lexeme, count(*) FROM chunk_search, "
+                          "unnest(tsvector_to_array(terms)) AS lexeme GROUP BY lexeme"))
+        conn.execute(text("UPDATE meta SET value = '2' WHERE key = 'keyword_chunks'"))
+        conn.execute(text("UPDATE meta SET value = '24' WHERE key = 'keyword_length'"))
+        before = dict(conn.execute(text(
+            "SELECT chunk_id, kb_bm25(terms, length, ARRAY['walk', 'advic'], ARRAY[0.5, 1.5]::float8[], 12) "
+            "FROM chunk_search")).all())
+    engine.dispose()
+    store = Store(postgres_url)
+    with store.db.read() as conn:
+        assert current(conn) == HEAD
+        after = dict(conn.execute(text(
+            "SELECT chunk_id, kb_score(lexemes, tfs, length, ARRAY['walk', 'advic'], ARRAY[0.5, 1.5]::float8[], 12) "
+            "FROM chunk_search")).all())
+    assert after == pytest.approx(before) and after[1] > 0 and after[2] > 0
+    kept, fresh = _postings(SimpleNamespace(store=store))
+    assert kept == fresh and {i for *_, i in kept} == {1, 2}
+    assert [i for i, _ in store.keyword_search(["walking"], Filters(), 5)] == [1, 2]
+    store.close()
