@@ -143,7 +143,8 @@ class Searcher:
     def _helpers(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kb-keyword")
+                # more than the searches a server runs at once (kb serve --threads)
+                self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="kb-keyword")
             return self._pool
 
     def _keyword(self, text: str, filters: Filters, depth: int) -> list[tuple[int, float]]:

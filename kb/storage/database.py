@@ -85,14 +85,18 @@ class Database:
         return self.engine.dialect.name
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
+    def read(self, snapshot: bool = False) -> Iterator[Connection]:
         """A connection to read with; inside a write transaction, that transaction's own (so a
-        thread reads what it has written but not yet committed)."""
+        thread reads what it has written but not yet committed, and no other writer runs). With
+        `snapshot`, PostgreSQL reads every statement from one snapshot (REPEATABLE READ) rather
+        than each from its own, for reads that must agree with one another."""
         writing = getattr(self._local, "conn", None)
         if writing is not None:
             yield writing
             return
         with self.engine.connect() as conn:  # SQLite: no transaction; PostgreSQL: one, ended on return
+            if snapshot and self.dialect == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ")
             yield conn
 
     @contextmanager

@@ -72,8 +72,11 @@ def search_postgres(db: Database, words: list[str], filters: Filters, limit: int
     the sum of each word's last impact read, times its IDF). On small collections every posting is
     read and the answer is always exact. When the bounds leave doubt, every match is scored,
     unless `approximate` (a collection large enough for an approximate vector index too), which
-    keeps what its rounds found if they found enough that pass the filters."""
-    with db.read() as conn:
+    keeps what its rounds found if they found enough that pass the filters. Statistics, postings
+    and scores come from one snapshot, so a write committed meanwhile cannot void the bounds."""
+    if limit <= 0:
+        return []
+    with db.read(snapshot=True) as conn:
         stats = dict(conn.execute(select(meta.c.key, meta.c.value).where(meta.c.key.in_(STATS))).all())
         chunks_n, length = int(stats.get("keyword_chunks", 0)), int(stats.get("keyword_length", 0))
         found = conn.execute(select(term_stats.c.term, term_stats.c.df).where(

@@ -110,6 +110,7 @@ class DatabaseVectors:
                 # the rows the filters admit (found through their own indexes) has the whole answer
                 conn.execute(text("SET LOCAL enable_indexscan = off"))
                 rows = conn.execute(query).all()
+                conn.execute(text("SET LOCAL enable_indexscan = on"))  # a write transaction joined goes on
         return [(int(i), -float(d)) for i, d in rows]
 
 
