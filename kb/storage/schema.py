@@ -1,8 +1,9 @@
 """The tables, declared once for SQLAlchemy Core: every query outside the dialect-specific parts is
 built from these. They mirror the schema the numbered SQLite migrations leave (version 6).
 
-The keyword index is the one table each database keeps its own way: FTS5's virtual table in SQLite
-(made by its migrations, queried in store.py), `chunk_search` in PostgreSQL (below). PostgreSQL also
+The keyword index is the one part each database keeps its own way: FTS5's virtual table in SQLite
+(made by its migrations, queried in keyword.py), `chunk_search`, `term_stats` and `term_postings` in
+PostgreSQL (below). PostgreSQL also
 keeps the vectors (`chunk_vectors`, pgvector) and the stored originals (`files`) that SQLite leaves
 to FAISS files and the data folder.
 """
