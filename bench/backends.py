@@ -17,7 +17,6 @@ the figures to docs/benchmarks-backends.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -26,7 +25,7 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from .common import marked_block, splice_marked
+from .common import folder_mb, marked_block, splice_marked, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- backends:begin -->", "<!-- backends:end -->"
@@ -213,9 +212,7 @@ def ExactSearcher(kb, exact):
 
 def _folder_mb(folder: Path) -> float:
     """The database, the vector index and stored files: what a backup of the data folder holds."""
-    total = sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file() and "models" not in p.parts
-                and "eval" not in p.parts)
-    return round(total / 1024 ** 2, 1)
+    return round(folder_mb(folder) - folder_mb(Path(folder) / "models") - folder_mb(Path(folder) / "eval"), 1)
 
 
 # memory for a server on a machine of its own, as a deployment would give it (PostgreSQL's defaults
@@ -338,17 +335,8 @@ def main(argv: list[str] | None = None) -> int:
                                                   ("out", args.out)) if v is not None})
     saved = config.out.with_name("benchmarks-backends.json") if config.out.name == "benchmarks.md" \
         else config.out.with_suffix(".backends.json")
-    if args.render:
-        results = json.loads(args.render.read_text())
-    else:
-        from .common import in_scratch
-
-        results = in_scratch(args.work, "bench-backends-", lambda work: run(config, work, args.database_url))
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        saved.write_text(json.dumps(results, indent=1))
-    config.out.parent.mkdir(parents=True, exist_ok=True)
-    splice(config.out, render(results))
-    print(f"wrote {config.out}", file=sys.stderr)
+    write_section(args.render, args.work, "bench-backends-", lambda work: run(config, work, args.database_url),
+                  saved, config.out, render, splice)
     return 0
 
 

@@ -7,10 +7,12 @@ figures from the same run.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
 import sqlite3
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -182,6 +184,21 @@ def folder_mb(path) -> float:
             except OSError:
                 pass
     return total / 1024 ** 2
+
+
+def write_section(rendered_from: Path | None, work: Path | None, prefix: str, job: Callable[[Path], dict],
+                  saved: Path, out: Path, render: Callable[[dict], str], splice: Callable[[Path, str], None]) -> None:
+    """A benchmark script's last step: its results (from the JSON `rendered_from`, or `job` run in
+    `work` or a scratch folder, then kept as JSON in `saved`), rendered into its section of `out`."""
+    if rendered_from:
+        results = json.loads(rendered_from.read_text())
+    else:
+        results = in_scratch(work, prefix, job)
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(results, indent=1))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    splice(out, render(results))
+    print(f"wrote {out}", file=sys.stderr)
 
 
 def marked_block(path: Path, begin: str, end: str) -> str | None:

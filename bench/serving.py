@@ -272,17 +272,10 @@ def main(argv: list[str] | None = None) -> int:
 
     saved = config.out.with_name("benchmarks-serving.json") if config.out.name == "benchmarks.md" \
         else config.out.with_suffix(".json")
-    if args.render:
-        results = json.loads(args.render.read_text())
-    else:
-        from .common import in_scratch
+    from .common import write_section
 
-        results = in_scratch(args.work, "bench-serving-", lambda work: run(config, work))
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        saved.write_text(json.dumps(results, indent=1))
-    config.out.parent.mkdir(parents=True, exist_ok=True)
-    splice(config.out, render(results))
-    print(f"wrote {config.out}", file=sys.stderr)
+    write_section(args.render, args.work, "bench-serving-", lambda work: run(config, work), saved, config.out,
+                  render, splice)
     return 0
 
 

@@ -253,23 +253,29 @@ def test_sigkill_during_ingest_loses_nothing(crash_setup, launcher, model, tmp_p
         assert snapshot(data) == crash_setup[version][0], f"run {run}: the second ingest did not finish the job"
         results.append(outcome)
         shutil.rmtree(data)
-    summary = {
-        "runs": len(results), "killed": sum(r["killed"] for r in results), "seed": SEED,
-        "last_phase": dict(Counter(r["last_phase"] for r in results)),
-        "index_behind_store_then_repaired_on_open": sum(r["index_repaired"] for r in results),
-        "documents_checked": sum(r["present"] + r["absent"] + r["old_version"] for r in results),
-        "documents_whole_new": sum(r["present"] for r in results),
-        "documents_whole_old_version": sum(r["old_version"] for r in results),
-        "documents_absent": sum(r["absent"] for r in results),
-        "documents_partial": 0, "second_ingest_failures": 0,  # either would have failed the test above
-        "seconds": round(time.monotonic() - started, 1), "runs_detail": results,
-    }
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    (REPORTS / "crash.json").write_text(json.dumps(summary, indent=2))
+    summary = crash_summary(results, SEED, started, "crash.json",
+                            index_behind_store_then_repaired_on_open=sum(r["index_repaired"] for r in results),
+                            documents_checked=sum(r["present"] + r["absent"] + r["old_version"] for r in results))
     phases = summary["last_phase"]
     assert summary["killed"] >= 0.9 * RUNS
     assert phases.get("embed", 0) and phases.get("save", 0) + phases.get("committed", 0), phases
     assert summary["index_behind_store_then_repaired_on_open"] >= 1
+
+
+def crash_summary(results: list[dict], seed: int, started: float, report: str, **extra) -> dict:
+    """The crash runs' totals (the report docs/reliability.md quotes), written to REPORTS/report."""
+    summary = {
+        "runs": len(results), "killed": sum(r["killed"] for r in results), "seed": seed,
+        "last_phase": dict(Counter(r["last_phase"] for r in results)), **extra,
+        "documents_whole_new": sum(r["present"] for r in results),
+        "documents_whole_old_version": sum(r["old_version"] for r in results),
+        "documents_absent": sum(r["absent"] for r in results),
+        "documents_partial": 0, "second_ingest_failures": 0,  # either would have failed the test
+        "seconds": round(time.monotonic() - started, 1), "runs_detail": results,
+    }
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    (REPORTS / report).write_text(json.dumps(summary, indent=2))
+    return summary
 
 
 def check_after_crash(data: Path, version: int, setup: dict, model) -> dict:
@@ -389,17 +395,7 @@ def test_sigkill_during_ingest_into_postgresql_loses_nothing(crash_setup, pg_bas
         postgres_server.drop_database(name)
         results.append({"run": run, "target": target, "killed": killed, "delay_ms": round(delay * 1000, 1),
                         "last_phase": read_trace(trace)[-1][1] if killed else "completed", **counts})
-    summary = {
-        "runs": len(results), "killed": sum(r["killed"] for r in results), "seed": SEED + 1,
-        "last_phase": dict(Counter(r["last_phase"] for r in results)),
-        "documents_whole_new": sum(r["present"] for r in results),
-        "documents_whole_old_version": sum(r["old_version"] for r in results),
-        "documents_absent": sum(r["absent"] for r in results),
-        "documents_partial": 0, "second_ingest_failures": 0,  # either would have failed the test above
-        "seconds": round(time.monotonic() - started, 1), "runs_detail": results,
-    }
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    (REPORTS / "crash-postgresql.json").write_text(json.dumps(summary, indent=2))
+    summary = crash_summary(results, SEED + 1, started, "crash-postgresql.json")
     assert summary["killed"] >= 0.9 * RUNS
     assert summary["last_phase"].get("embed", 0) and summary["last_phase"].get("write", 0) + \
         summary["last_phase"].get("commit", 0), summary["last_phase"]
