@@ -24,6 +24,11 @@ HNSW_INDEX = "chunk_vectors_hnsw"
 EF_SEARCH = 200  # candidates HNSW explores per search (pgvector's default is 40)
 BATCH = 10_000  # ids per statement when reading vectors
 MAX_SCAN_TUPLES = 50_000  # how far an iterative scan may go looking for rows that pass the filters
+# this transaction's HNSW settings in one round trip (SET LOCAL takes one statement each)
+HNSW_SETTINGS = text("SELECT set_config('hnsw.ef_search', :ef, true), "
+                     "set_config('hnsw.iterative_scan', 'strict_order', true), "
+                     "set_config('hnsw.max_scan_tuples', :tuples, true)")
+INDEX_SCANS = text("SELECT set_config('enable_indexscan', :on, true)")
 
 
 class DatabaseVectors:
@@ -101,16 +106,15 @@ class DatabaseVectors:
         if allowed is not None:
             query = query.where(chunk_vectors.c.chunk_id.in_([int(i) for i in allowed]))
         with self.db.read() as conn:
-            conn.execute(text(f"SET LOCAL hnsw.ef_search = {min(max(EF_SEARCH, k), 1000)}"))  # pgvector's limit
-            conn.execute(text("SET LOCAL hnsw.iterative_scan = strict_order"))
-            conn.execute(text(f"SET LOCAL hnsw.max_scan_tuples = {MAX_SCAN_TUPLES}"))
+            conn.execute(HNSW_SETTINGS, {"ef": str(min(max(EF_SEARCH, k), 1000)),  # pgvector's limit
+                                         "tuples": str(MAX_SCAN_TUPLES)})
             rows = conn.execute(query).all()
             if len(rows) < k and self.kind == "hnsw":
                 # the index gave up before finding k rows that pass a narrow filter: an exact scan of
                 # the rows the filters admit (found through their own indexes) has the whole answer
-                conn.execute(text("SET LOCAL enable_indexscan = off"))
+                conn.execute(INDEX_SCANS, {"on": "off"})
                 rows = conn.execute(query).all()
-                conn.execute(text("SET LOCAL enable_indexscan = on"))  # a write transaction joined goes on
+                conn.execute(INDEX_SCANS, {"on": "on"})  # a write transaction joined goes on as it was
         return [(int(i), -float(d)) for i, d in rows]
 
 
