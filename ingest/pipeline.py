@@ -26,6 +26,7 @@ from .meta import MANIFEST, is_metadata_file, meta_from_mapping, read_manifest, 
 # closes at this many files or this much text (docs/benchmarks.md, section 8).
 BATCH_DOCS = 256
 BATCH_CHARS = 4_000_000
+BATCH_BYTES = 64 * 1024 * 1024  # originals held for the batch's one write of stored files
 Notify = Callable[[ItemOutcome], None]
 
 
@@ -114,6 +115,8 @@ def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = N
     seen: dict[str, str] = {}
     batch: list[NewDocument] = []
     pending_chars = 0  # text in the batch so far
+    originals: list[tuple[str, bytes]] = []  # the batch's files to keep, stored together before it
+    pending_bytes = 0
     manifests: dict[Path, dict] = {}
 
     def record(outcome: ItemOutcome) -> None:
@@ -122,17 +125,19 @@ def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = N
             notify(outcome)
 
     def flush() -> None:
-        nonlocal pending_chars
+        nonlocal pending_chars, pending_bytes
         if not batch:
             return
         try:
+            kb.files.put_many(originals)
             for outcome in kb.add_batch(batch, on_embed):
                 record(outcome)
         except KbError as exc:
             for doc in batch:
                 record(ItemOutcome(doc.label or doc.source, "failed", str(exc)))
         batch.clear()
-        pending_chars = 0
+        originals.clear()
+        pending_chars = pending_bytes = 0
 
     with kb.writing(), IsolatedLoader(settings.max_pdf_pages, settings.max_load_seconds) as loader:
         for path, base, problem in walk([Path(p) for p in paths], settings.follow_symlinks):
@@ -158,7 +163,9 @@ def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = N
                 seen[sha] = name
                 loaded = loader.load(data, path.name)
                 meta = DocMeta(title=loaded.title, published=loaded.published).merged(meta)
-                stored = _keep_copy(kb, data, sha, path.suffix)
+                stored = stored_name(sha, path.suffix)
+                originals.append((stored, data))
+                pending_bytes += len(data)
                 batch.append(NewDocument(source, sha, loaded, meta, original_name=path.name, stored_path=stored,
                                          label=name, curated=forced, source_sha=sha))
                 pending_chars += sum(len(block.text) for block in loaded.blocks)
@@ -168,7 +175,7 @@ def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = N
             except Exception as exc:  # a loader bug must not cost the other files
                 record(ItemOutcome(name, "failed", f"unexpected error: {type(exc).__name__}: {exc}"[:300]))
                 continue
-            if len(batch) >= BATCH_DOCS or pending_chars >= BATCH_CHARS:
+            if len(batch) >= BATCH_DOCS or pending_chars >= BATCH_CHARS or pending_bytes >= BATCH_BYTES:
                 flush()
         flush()
         if prune:
@@ -234,12 +241,10 @@ def _file_changed(doc) -> bool:
     return sha not in (doc.sha256, doc.source_sha)
 
 
-def _keep_copy(kb: KnowledgeBase, data: bytes, sha: str, suffix: str) -> str:
-    """Store the original under a generated name (its hash); the given name is never a path."""
+def stored_name(sha: str, suffix: str) -> str:
+    """The name an original is kept under: generated from its hash, never a path it was given."""
     suffix = suffix.lower() if suffix.lower() in SUPPORTED else ""
-    rel = f"files/{sha[:2]}/{sha}{suffix}"
-    kb.files.put(rel, data)
-    return rel
+    return f"files/{sha[:2]}/{sha}{suffix}"
 
 
 def _prune(kb: KnowledgeBase, paths: list[Path]) -> list[ItemOutcome]:

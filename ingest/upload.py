@@ -16,7 +16,7 @@ from kb.models import DocMeta, NewDocument
 from .detect import detect
 from .isolate import IsolatedLoader
 from .meta import meta_from_mapping
-from .pipeline import _keep_copy
+from .pipeline import stored_name
 
 
 def safe_name(name: str) -> str:
@@ -72,7 +72,8 @@ def run_upload(kb: KnowledgeBase, jobs: Jobs, job: Job, decision: str | None = N
         given = replace(given, visibility=None)
     jobs.update(job.id, progress=40, message="embedding")
     meta = DocMeta(title=loaded.title, published=loaded.published).merged(given)
-    stored = _keep_copy(kb, data, sha, Path(job.original_name).suffix)
+    stored = stored_name(sha, Path(job.original_name).suffix)
+    kb.files.put(stored, data)
     curated = tuple(k for k, v in asdict(given).items() if v not in (None, "", []))  # the form's fields
     doc = NewDocument(source, sha, loaded, meta, original_name=job.original_name, stored_path=stored,
                       label=job.original_name, curated=curated)

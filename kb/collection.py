@@ -213,7 +213,12 @@ class KnowledgeBase:
             body, chunks = chunk_blocks(doc.loaded.blocks, self.embedder.count_tokens,
                                         self.settings.chunk_tokens, self.settings.chunk_overlap, title)
             texts = [embed_text(title, c.heading, c.text) for c in chunks]
-            prepared.append((doc, body, chunks, texts, [text_hash(t) for t in texts]))
+            sig = dedup.signature(body)
+            bands = dedup.band_keys(sig) if sig is not None else []
+            prepared.append((doc, body, sig, bands, chunks, texts, [text_hash(t) for t in texts]))
+        # the stored documents that share a band with any of the batch's (the writer lock is held:
+        # nobody else adds one meanwhile), in one query
+        members = self.store.band_members([band for _, _, _, bands, *_ in prepared for band in bands])
 
         all_hashes = [h for *_, hashes in prepared for h in hashes]
         vectors = self.store.cached_vectors(self.settings.model, all_hashes)
@@ -252,7 +257,7 @@ class KnowledgeBase:
             self.store.cache_vectors(conn, self.settings.model, fresh)
             current = self.store.find_many([doc.source for doc in docs])  # a curator may have edited one meanwhile
             seen: set[str] = set()
-            for doc, body, chunks, texts, hashes in prepared:
+            for doc, body, sig, bands, chunks, texts, hashes in prepared:
                 if doc.source in seen:  # the same source twice in a batch: the first is stored by now
                     store_chunks(conn)
                     current[doc.source] = self.store.find(doc.source)
@@ -260,9 +265,8 @@ class KnowledgeBase:
                 old = current.get(doc.source)
                 meta = carried_over(old, doc.meta, doc.curated) if old else replace(doc.meta)
                 meta.title = meta.title or doc.loaded.title or Path(doc.original_name or doc.source).stem
-                sig = dedup.signature(body)
-                bands = dedup.band_keys(sig) if sig is not None else []
-                dup_of, dup_score = self._near_duplicate(sig, bands, exclude=old.id if old else None, also=batch_bands)
+                dup_of, dup_score = self._near_duplicate(sig, bands, members, exclude=old.id if old else None,
+                                                         also=batch_bands)
                 if old is not None:
                     doc_id = old.id
                     old_hashes.extend(self.store.chunk_hashes(conn, doc_id))
@@ -323,14 +327,15 @@ class KnowledgeBase:
                 best, score = doc_id, similarity
         return best, (round(score, 3) if best else None)
 
-    def _near_duplicate(self, sig, bands, exclude: int | None = None,
+    def _near_duplicate(self, sig, bands, members: dict[str, list[tuple[int, bytes]]], exclude: int | None = None,
                         also: dict[int, tuple[set, np.ndarray]] | None = None) -> tuple[int | None, float | None]:
-        """The stored document (or one of `also`, documents of this batch not stored yet, by id:
-        their bands and signature) that this signature nearly repeats, with the similarity."""
+        """The stored document (found through `members`: store.band_members) or one of `also`
+        (documents of this batch not stored yet, by id: their bands and signature) that this
+        signature nearly repeats, with the similarity."""
         if sig is None:
             return None, None
         found = {doc_id: np.frombuffer(blob, dtype=np.uint64)
-                 for doc_id, blob in self.store.near_duplicate_candidates(bands)}
+                 for band in bands for doc_id, blob in members.get(band, ())}
         wanted = set(bands)
         found.update((doc_id, other) for doc_id, (their, other) in (also or {}).items() if their & wanted)
         best, best_score = None, 0.0

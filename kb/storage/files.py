@@ -40,6 +40,10 @@ class FolderFiles:
         tmp.write_bytes(data)
         os.replace(tmp, target)
 
+    def put_many(self, items: list[tuple[str, bytes]]) -> None:
+        for name, data in items:
+            self.put(name, data)
+
     def read(self, name: str) -> bytes:
         return self.local_path(name).read_bytes()
 
@@ -55,11 +59,16 @@ class DatabaseFiles:
         return None  # nothing on this machine's disk: read() it
 
     def put(self, name: str, data: bytes) -> None:
+        self.put_many([(name, data)])
+
+    def put_many(self, items: list[tuple[str, bytes]]) -> None:
         """A name already present is kept. One statement that cannot conflict with another
         writer's work, so it does not wait for the writer lock."""
-        with self.db.transaction(bump=None, lock=False) as conn:
-            conn.execute(pg_insert(files).values(path=name, data=data, size=len(data),
-                                                 sha256=hashlib.sha256(data).hexdigest()).on_conflict_do_nothing())
+        if items:
+            with self.db.transaction(bump=None, lock=False) as conn:
+                conn.execute(pg_insert(files).on_conflict_do_nothing(),
+                             [{"path": name, "data": data, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                              for name, data in dict(items).items()])
 
     def read(self, name: str) -> bytes:
         with self.db.read() as conn:

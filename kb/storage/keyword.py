@@ -160,11 +160,14 @@ def add(conn: Connection, rows: Iterable[tuple[int, str, str, str]]) -> None:
     rows = [{"id": i, "text": t, "title": title, "heading": h} for i, t, title, h in rows]
     if not rows:
         return
-    if conn.dialect.name == "postgresql":
-        terms = PG_TERMS.format(text=":text", heading=":heading", title=":title")
+    if conn.dialect.name == "postgresql":  # the rows as four arrays in one statement
+        terms = PG_TERMS.format(text="r.text", heading="r.heading", title="r.title")
         conn.execute(text(f"INSERT INTO chunk_search (chunk_id, terms, length, lexemes, tfs) "
-                          f"SELECT :id, t, {PG_LENGTH.format(v='t')}, a.lexemes, a.tfs FROM (SELECT {terms}) AS x(t), "
-                          f"LATERAL ({PG_ARRAYS.format(v='t')}) AS a(lexemes, tfs)"), rows)
+                          f"SELECT r.id, t, {PG_LENGTH.format(v='t')}, a.lexemes, a.tfs "
+                          "FROM unnest(CAST(:id AS integer[]), CAST(:text AS text[]), CAST(:title AS text[]), "
+                          "CAST(:heading AS text[])) AS r(id, text, title, heading), "
+                          f"LATERAL (SELECT {terms}) AS x(t), LATERAL ({PG_ARRAYS.format(v='t')}) AS a(lexemes, tfs)"),
+                     {name: [r[name] for r in rows] for name in ("id", "text", "title", "heading")})
         _term_stats(conn, [r["id"] for r in rows], +1)
         _postings(conn, [r["id"] for r in rows], +1)
     else:

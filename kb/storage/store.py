@@ -198,19 +198,32 @@ class Store:
             return conn.execute(select(exists().where(documents.c.stored_path == stored_path))).scalar()
 
     def near_duplicate_candidates(self, bands: list[str]) -> list[tuple[int, bytes]]:
-        """Documents sharing an LSH band with a signature, with their own signatures."""
-        if not bands:
-            return []
-        query = (select(documents.c.id, documents.c.signature).distinct()
-                 .join_from(doc_bands, documents, documents.c.id == doc_bands.c.doc_id)
-                 .where(doc_bands.c.band.in_(bands)).order_by(documents.c.id))
+        """Documents sharing an LSH band with a signature, with their own signatures, by id."""
+        return sorted({doc_id: sig for found in self.band_members(bands).values() for doc_id, sig in found}.items())
+
+    def band_members(self, bands: list[str]) -> dict[str, list[tuple[int, bytes]]]:
+        """For each of these LSH bands (a whole batch's), the stored documents holding it, with
+        their signatures: one query per 5,000 bands instead of one per document."""
+        wanted, out = list(dict.fromkeys(bands)), {}
         with self.db.read() as conn:
-            return [(r.id, r.signature) for r in conn.execute(query)]
+            for start in range(0, len(wanted), 5000):
+                query = (select(doc_bands.c.band, documents.c.id, documents.c.signature)
+                         .join_from(doc_bands, documents, documents.c.id == doc_bands.c.doc_id)
+                         .where(doc_bands.c.band.in_(wanted[start:start + 5000])).order_by(documents.c.id))
+                for band, doc_id, signature in conn.execute(query):
+                    out.setdefault(band, []).append((doc_id, signature))
+        return out
 
     def add_bands(self, conn: Connection, docs: list[tuple[int, list[str]]]) -> None:
         """The LSH bands of several documents, given as (doc id, bands), in one statement."""
         rows = [{"band": b, "doc_id": doc_id} for doc_id, bands in docs for b in dict.fromkeys(bands)]
-        if rows:
+        if not rows:
+            return
+        if self.dialect == "postgresql":  # two arrays in one statement: 8,000 rows took 1.4 s as a batch of rows
+            conn.execute(text("INSERT INTO doc_bands (band, doc_id) SELECT * FROM unnest(CAST(:bands AS text[]), "
+                              "CAST(:ids AS integer[])) ON CONFLICT DO NOTHING"),
+                         {"bands": [r["band"] for r in rows], "ids": [r["doc_id"] for r in rows]})
+        else:
             conn.execute(_insert_ignore(doc_bands, self.dialect), rows)
 
     def add_document(self, conn: Connection, source: str, sha256: str, meta: DocMeta, body: str, *,
