@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from sqlalchemy import Connection, bindparam, delete, exists, func, insert, literal, select, text, union, update
+from sqlalchemy import Connection, Integer, bindparam, delete, exists, func, insert, literal, select, text, union, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import OperationalError
 
 from ..errors import BadRequest, DatabaseUnavailable, NotFound
@@ -41,9 +42,11 @@ ROW_COLUMNS = (chunks.c.id, chunks.c.doc_id, chunks.c.ordinal, chunks.c.text, ch
                documents.c.doc_type, documents.c.published, documents.c.tags, documents.c.dup_of,
                documents.c.visibility, documents.c.status)
 
-# statements a search runs every time, built once
-CHUNK_ROWS = (select(*ROW_COLUMNS).join_from(chunks, documents, documents.c.id == chunks.c.doc_id)
-              .where(chunks.c.id.in_(bindparam("ids", expanding=True))))
+# statements a search runs every time, built once. PostgreSQL reads a result's chunks, then their
+# documents by id: joined, it planned a hash join over every document (10 ms at 100,000 chunks)
+CHUNK_ROWS = select(*ROW_COLUMNS[:8]).where(chunks.c.id == func.any(bindparam("ids", type_=ARRAY(Integer))))
+ROW_DOCUMENTS = select(documents.c.id, *ROW_COLUMNS[8:]).where(
+    documents.c.id == func.any(bindparam("ids", type_=ARRAY(Integer))))
 CHUNK_ROWS_SQLITE = (
     "SELECT c.id, c.doc_id, c.ordinal, c.text, c.heading, c.page, c.char_start, c.char_end, d.title, d.source, "
     "d.site, d.doc_type, d.published, d.tags, d.dup_of, d.visibility, d.status "
@@ -398,7 +401,9 @@ class Store:
                 rows = raw.execute(CHUNK_ROWS_SQLITE.format(marks=", ".join("?" * len(ids))), ids).fetchall()
         else:
             with self.db.read() as conn:
-                rows = conn.execute(CHUNK_ROWS, {"ids": ids}).all()
+                found = conn.execute(CHUNK_ROWS, {"ids": ids}).all()
+                docs = {r[0]: tuple(r[1:]) for r in conn.execute(ROW_DOCUMENTS, {"ids": sorted({r[1] for r in found})})}
+            rows = [(*r, *docs[r[1]]) for r in found if r[1] in docs]
         return {r[0]: ChunkRow(*r[:13], json.loads(r[13] or "[]"), *r[14:]) for r in rows}
 
     def chunks_of(self, doc_id: int) -> list[Passage]:
