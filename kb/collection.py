@@ -46,7 +46,7 @@ class KnowledgeBase:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.files_dir = self.data_dir / "files"
         self.index_dir = self.data_dir / "index"
-        self.store = Store(settings.database_url or self.data_dir / "kb.sqlite3")
+        self.store = Store(settings.database_url or self.data_dir / "kb.sqlite3", settings.database_replica_url or None)
         self.files = DatabaseFiles(self.store.db) if self.store.keeps_vectors else FolderFiles(self.data_dir)
         self.embedder = embedder or Embedder.for_settings(settings)
         self._index: VectorIndex | None = None

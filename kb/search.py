@@ -6,6 +6,7 @@ built from SQL, FTS5 gets the same SQL conditions.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
 import time
@@ -104,7 +105,8 @@ class Searcher:
         if mode == "hybrid" and self.kb.store.keeps_vectors:
             # the database works on the keyword side in a process of its own while this thread
             # encodes the query and waits on the dense side: the two overlap instead of adding up
-            aside = self._helpers().submit(self._keyword, text, filters, depth)
+            # (in this context: a web request's reads go to the same server on both sides)
+            aside = self._helpers().submit(contextvars.copy_context().run, self._keyword, text, filters, depth)
         if mode in ("hybrid", "dense"):
             vector = self.kb.embedder.encode_query(text)
             # with feedback, one search keeps a deeper pool that the moved query re-scores

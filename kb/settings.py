@@ -28,7 +28,14 @@ class Settings:
         "", "KB_DATABASE_URL",
         "Empty: SQLite + FAISS in the data folder. A postgresql:// URL: everything (documents, vectors "
         "through pgvector, stored originals, accounts, jobs, audit, themes) lives in that PostgreSQL "
-        "database; see docs/scale-out.md.")
+        "database; see docs/scale-out.md. Several hosts (`postgresql://a:5432,b:5432/kb?"
+        "target_session_attrs=read-write`) let nodes follow a failover to whichever is the primary.")
+    database_replica_url: str = _setting(
+        "", "KB_DATABASE_REPLICA_URL",
+        "Optional: a streaming replica of KB_DATABASE_URL that web searches and pages read from; writes, "
+        "and a user's next requests after a write of theirs until the replica has it, go to the primary.")
+    node_name: str = _setting(
+        "", "KB_NODE_NAME", "This web node's name on /healthz (default: host name and process id).")
     model: str = _setting(
         DEFAULT_MODEL,
         "KB_MODEL",
@@ -96,6 +103,9 @@ class Settings:
                 raise ConfigError(f"{name} must be onnx or torch, not {getattr(s, name)!r}")
         if s.database_url and not s.database_url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
             raise ConfigError("KB_DATABASE_URL must be empty (SQLite in the data folder) or a postgresql:// URL")
+        if s.database_replica_url and (not s.database_url or not s.database_replica_url.startswith(
+                ("postgresql://", "postgres://", "postgresql+psycopg://"))):
+            raise ConfigError("KB_DATABASE_REPLICA_URL must be a postgresql:// URL, beside a KB_DATABASE_URL")
         if s.fusion not in ("convex", "rrf"):
             raise ConfigError(f"fusion must be convex or rrf, not {s.fusion!r}")
         if not 16 <= s.chunk_tokens <= 254:

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from pathlib import Path
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request, session
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
 from kb.accounts import Accounts
 from kb.collection import KnowledgeBase
-from kb.errors import ConfigError, KbError
+from kb.errors import ConfigError, DatabaseUnavailable, KbError
 from kb.jobs import Jobs
 from kb.models import Filters
 from kb.search import Searcher
@@ -81,6 +82,31 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     app.register_blueprint(learning.bp)
     _register_errors(app)
 
+    db = kb.store.db
+
+    @app.before_request
+    def choose_reader():
+        """Pages and searches read from the replica, if any, unless this visitor wrote something
+        it has not replayed yet (their next page must show their own change)."""
+        db.take_write()
+        if db.replica is None:
+            return
+        fresh = request.method in ("GET", "HEAD")
+        if fresh and "kb_wal" in session:
+            fresh = db.replica_has(session["kb_wal"])
+            if fresh:
+                session.pop("kb_wal")
+        db.read_from_replica(fresh)
+
+    @app.after_request
+    def remember_write(response):
+        if db.replica is not None and db.take_write():
+            try:
+                session["kb_wal"] = db.primary_position()
+            except DatabaseUnavailable:
+                pass
+        return response
+
     @app.before_request
     def who_and_csrf():
         access.load_user()
@@ -105,10 +131,25 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
 
     @app.get("/healthz")
     def healthz():
-        """Up and serving; counts only of what this visitor may see (the index count for curators)."""
+        """This node, and whether its database answers and takes writes: "ok", "read-only" (reads
+        still answered, by a replica or a server in recovery) or "unavailable" (503, for a load
+        balancer). Counts only of what this visitor may see; the replica's lag and the index
+        count for curators."""
         visibility = access.visibility()
-        health = {"status": "ok", "documents": kb.store.count_documents(Filters(visibility=visibility))}
-        if "curators" in visibility:
+        curator = "curators" in visibility
+        database = db.health(replica=True)
+        replica = database.pop("replica", None)
+        reads = database["reachable"] or bool(replica and replica["reachable"])
+        health = {"status": "ok" if database["writable"] else "read-only" if reads else "unavailable",
+                  "node": settings.node_name or f"{socket.gethostname()}:{os.getpid()}", "database": database}
+        if curator and replica is not None:
+            health["replica"] = replica
+        if not reads:
+            return jsonify(health), 503
+        if not database["reachable"]:
+            db.read_from_replica(True)
+        health["documents"] = kb.store.count_documents(Filters(visibility=visibility))
+        if curator:
             health["vectors"] = kb.index.count()
         return jsonify(health)
 
@@ -137,6 +178,14 @@ def _register_errors(app: Flask) -> None:
         if _wants_json():
             return jsonify(error={"code": code, "message": message}), status
         return render_template("error.html", status=status, message=message, autofocus=False), status
+
+    @app.errorhandler(DatabaseUnavailable)
+    def database_unavailable(exc: DatabaseUnavailable):
+        # the server's address stays in the log; a visitor learns only that trying again may work
+        app.logger.warning("%s", exc)
+        response = make_response(render(503, exc.code, "The database is unavailable just now; please try again in a moment."))
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.errorhandler(KbError)
     def kb_error(exc: KbError):

@@ -7,6 +7,8 @@ outside any transaction, each statement on its own, as sqlite3's autocommit mode
 
 from __future__ import annotations
 
+import contextvars
+import os
 import sqlite3
 import threading
 import time
@@ -14,15 +16,17 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import (Connection, Engine, Integer, Text, bindparam, cast, create_engine, event, select, text,
                         update)
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import QueuePool
 
+import psycopg
 from psycopg.types.string import StrDumperUnknown
 
-from ..errors import Busy
+from ..errors import Busy, DatabaseUnavailable
 from .schema import meta
 
 MMAP_BYTES = 1 << 30  # at most this much of the database file is mapped (SQLite maps what the file holds)
@@ -36,6 +40,12 @@ WRITE_LOCK = 0x6B62_7478  # "kbtx"
 COUNTER = select(meta.c.value).where(meta.c.key == bindparam("key"))
 BOTH_COUNTERS = select(meta.c.key, meta.c.value).where(meta.c.key.in_(COUNTERS))
 BUMP = update(meta).where(meta.c.key == bindparam("counter")).values(value=cast(cast(meta.c.value, Integer) + 1, Text))
+# where reads outside a write transaction go: the replica only where the caller says so (a web
+# request; see Database.replica_reads), the primary everywhere else (ingest, jobs, the CLI)
+_REPLICA_READS: contextvars.ContextVar[bool] = contextvars.ContextVar("kb_replica_reads", default=False)
+# PostgreSQL error classes that mean "no usable server here", not "this statement is wrong":
+# connection exceptions, a server shutting down or starting, a standby refusing a write
+UNAVAILABLE_STATES = ("08", "57P", "25006")
 
 
 def now() -> str:
@@ -45,8 +55,10 @@ def now() -> str:
 class Database:
     """An engine plus the two ways kb touches it: `read()` and `transaction()`."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, replica: Engine | None = None, where: str = ""):
         self.engine = engine
+        self.replica = replica  # PostgreSQL: a streaming replica that web requests read from
+        self.where = where  # the server, password hidden, for messages
         self._local = threading.local()  # the write transaction this thread is in, and its sqlite3 connection
         self._raw: list[sqlite3.Connection] = []  # every thread's, closed with the database
         self._raw_lock = threading.Lock()
@@ -62,22 +74,18 @@ class Database:
         return cls(engine)
 
     @classmethod
-    def postgres(cls, url: str) -> "Database":
-        """PostgreSQL through psycopg 3. Connections are checked before use, so a node survives a
-        restart or a failover of the server."""
-        if url.startswith("postgresql://") or url.startswith("postgres://"):
-            url = "postgresql+psycopg://" + url.split("://", 1)[1]
-        engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_SIZE, pool_timeout=30,
-                               pool_pre_ping=True)
-        event.listen(engine, "connect", _postgres_connect)
-        return cls(engine)
+    def postgres(cls, url: str, replica_url: str | None = None) -> "Database":
+        """PostgreSQL through psycopg 3, the URL handed to libpq as given (several hosts and
+        `target_session_attrs` included). Connections are checked before use, so a node survives
+        a restart or a failover of the server."""
+        return cls(_postgres_engine(url), _postgres_engine(replica_url) if replica_url else None, shown(url))
 
     @classmethod
-    def open(cls, where: str | Path) -> "Database":
-        """A `postgresql://` URL, or the path of an SQLite file."""
+    def open(cls, where: str | Path, replica_url: str | None = None) -> "Database":
+        """A `postgresql://` URL (with an optional replica's), or the path of an SQLite file."""
         text = str(where)
         if text.startswith(("postgresql:", "postgres:", "postgresql+")):
-            return cls.postgres(text)
+            return cls.postgres(text, replica_url)
         return cls.sqlite(Path(where))
 
     @property
@@ -94,10 +102,83 @@ class Database:
         if writing is not None:
             yield writing
             return
-        with self.engine.connect() as conn:  # SQLite: no transaction; PostgreSQL: one, ended on return
+        engine = self.replica if self.replica is not None and _REPLICA_READS.get() else self.engine
+        with self._unavailable_as_error(), engine.connect() as conn:  # SQLite: no transaction; PostgreSQL: one
             if snapshot and self.dialect == "postgresql":
                 conn.execution_options(isolation_level="REPEATABLE READ")
             yield conn
+
+    def read_from_replica(self, on: bool) -> None:
+        """From now on in the current context, reads outside a write transaction go to the replica
+        (when there is one) or to the primary. A web request sets it as it starts; threads start
+        with the primary, and a task handed to another thread keeps the choice only when run
+        through `contextvars.copy_context().run`."""
+        _REPLICA_READS.set(on and self.replica is not None)
+
+    def primary_position(self) -> str | None:
+        """PostgreSQL: the primary's current WAL position (after a write: what a replica must have
+        replayed to show it)."""
+        if self.dialect != "postgresql":
+            return None
+        with self._unavailable_as_error(), self.engine.connect() as conn:
+            return conn.execute(text("SELECT pg_current_wal_lsn()::text")).scalar()
+
+    def replica_has(self, position: str) -> bool:
+        """Whether the replica has replayed the primary's WAL up to `position` (False when it is
+        unreachable, or no longer a replica)."""
+        if self.replica is None:
+            return True
+        try:
+            with self.replica.connect() as conn:
+                return bool(conn.execute(text("SELECT coalesce(pg_last_wal_replay_lsn() >= CAST(:p AS pg_lsn), false)"),
+                                         {"p": position}).scalar())
+        except DBAPIError:
+            return False
+
+    def health(self, replica: bool = False) -> dict:
+        """Whether the primary answers and takes writes; with `replica`, the replica's state and
+        lag (seconds since the last transaction it replayed, 0 when it has replayed all it received)."""
+        out = {"reachable": False, "writable": False}
+        try:
+            with self.engine.connect() as conn:
+                if self.dialect == "postgresql":
+                    out["writable"] = bool(conn.execute(text(
+                        "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'")).scalar())
+                else:
+                    conn.execute(text("SELECT 1"))
+                    out["writable"] = os.access(self.engine.url.database, os.W_OK)
+                out["reachable"] = True
+        except DBAPIError:
+            pass
+        if replica and self.replica is not None:
+            out["replica"] = {"reachable": False, "lag_seconds": None}
+            try:
+                with self.replica.connect() as conn:
+                    out["replica"]["lag_seconds"] = conn.execute(text(
+                        "SELECT CASE WHEN NOT pg_is_in_recovery() THEN NULL "
+                        "WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+                        "ELSE round(extract(epoch FROM now() - pg_last_xact_replay_timestamp())::numeric, 3) END")).scalar()
+                    out["replica"]["reachable"] = True
+            except DBAPIError:
+                pass
+        return out
+
+    def take_write(self) -> bool:
+        """Whether this thread committed a write transaction since it last asked."""
+        wrote, self._local.wrote = getattr(self._local, "wrote", False), False
+        return wrote
+
+    @contextmanager
+    def _unavailable_as_error(self) -> Iterator[None]:
+        """PostgreSQL: a server that cannot be reached, is shutting down or is a standby becomes
+        DatabaseUnavailable (HTTP 503: try again); other errors stay as they are."""
+        try:
+            yield
+        except DBAPIError as exc:
+            if self.dialect != "postgresql" or not _unavailable(exc):
+                raise
+            reason = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+            raise DatabaseUnavailable(f"cannot reach the database at {self.where}: {reason}") from exc
 
     @contextmanager
     def sqlite_read(self) -> Iterator["sqlite3.Connection"]:
@@ -130,7 +211,7 @@ class Database:
             if bump:
                 outer.execute(BUMP, {"counter": bump})
             return
-        with self.engine.connect().execution_options(kb_write=True) as conn:
+        with self._unavailable_as_error(), self.engine.connect().execution_options(kb_write=True) as conn:
             with conn.begin():
                 if self.dialect == "postgresql" and lock:  # one writer at a time, as SQLite's BEGIN IMMEDIATE makes it
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
@@ -141,6 +222,7 @@ class Database:
                         conn.execute(BUMP, {"counter": bump})
                 finally:
                     self._local.conn = None
+            self._local.wrote = True
 
     @contextmanager
     def advisory_lock(self, key: int, wait: float) -> Iterator[None]:
@@ -196,6 +278,8 @@ class Database:
             conn.close()
         self._local = threading.local()
         self.engine.dispose()
+        if self.replica is not None:
+            self.replica.dispose()
 
 
 def _sqlite_connect(dbapi_conn, _record=None) -> None:
@@ -213,6 +297,39 @@ class _TextDumper(StrDumperUnknown):
 
     def dump(self, obj: str):
         return super().dump(obj.replace("\x00", ""))
+
+
+def _postgres_engine(url: str) -> Engine:
+    """An engine whose connections libpq makes from the URL itself: SQLAlchemy's own URL parser
+    takes one host only, libpq several (`host1:5432,host2:5432`, tried in turn)."""
+    if url.startswith("postgresql+psycopg://"):
+        url = "postgresql://" + url.split("://", 1)[1]
+    engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(url), pool_size=POOL_SIZE,
+                           max_overflow=POOL_SIZE, pool_timeout=30, pool_pre_ping=True)
+    event.listen(engine, "connect", _postgres_connect)
+    return engine
+
+
+def shown(url: str) -> str:
+    """A PostgreSQL URL fit for a message or a log: any password, in the user part or as
+    ?password=, replaced by ***."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, hosts = netloc.rsplit("@", 1)
+        netloc = f"{user.split(':', 1)[0]}{':***' if ':' in user else ''}@{hosts}"
+    query = urlencode([(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+                      safe="*,:/")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _unavailable(exc: DBAPIError) -> bool:
+    if exc.connection_invalidated:
+        return True
+    state = getattr(exc.orig, "sqlstate", None)
+    if state is None:  # no answer from a server: it could not connect, or lost the connection
+        return isinstance(exc, OperationalError)
+    return state.startswith(UNAVAILABLE_STATES)
 
 
 def _postgres_connect(dbapi_conn, _record) -> None:

@@ -62,25 +62,24 @@ class EmbeddingSource(NamedTuple):
 
 
 class Store:
-    def __init__(self, where: Path | str):
+    def __init__(self, where: Path | str, replica_url: str | None = None):
         """Open (and bring up to date) the database at `where`: an SQLite file's path or a
-        `postgresql://` URL."""
-        self.db = Database.open(where)
+        `postgresql://` URL, with an optional streaming replica's URL to read from."""
+        self.db = Database.open(where, replica_url)
         self.path = Path(where) if self.db.dialect == "sqlite" else None
         if self.db.dialect == "sqlite":
             self._migrate()
         try:
             upgrade(self.db)
+        except DatabaseUnavailable:
+            self.db.close()
+            raise
         except OperationalError as exc:
             if self.db.dialect == "sqlite":
                 raise
-            url = self.db.engine.url
-            if "password" in url.query:  # libpq also takes it as ?password=
-                url = url.update_query_dict({"password": "***"})
-            where = url.render_as_string(hide_password=True)
             reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
             self.db.close()
-            raise DatabaseUnavailable(f"cannot reach the database at {where}: {reason}") from None
+            raise DatabaseUnavailable(f"cannot reach the database at {self.db.where}: {reason}") from None
         self.accounts = AccountRows(self.db)
         self.audit = AuditRows(self.db)
         self.jobs = JobRows(self.db)
