@@ -53,6 +53,7 @@ class Results:
     ingest: dict = field(default_factory=dict)  # backend -> {"seconds", "passages_per_s", "chunks"}
     latency: dict = field(default_factory=dict)  # collection -> "mode, backend" -> Latency
     recall: dict = field(default_factory=dict)  # collection -> "mode, backend" -> recall@10 against exact search
+    cpu: dict = field(default_factory=dict)  # collection -> "mode, backend" -> {"process_ms", "server_ms"} per search
     disk_mb: dict = field(default_factory=dict)  # collection -> backend -> MB
     copy_seconds: dict = field(default_factory=dict)  # collection -> seconds to copy SQLite -> PostgreSQL
     chunks: dict = field(default_factory=dict)
@@ -140,7 +141,8 @@ def run(config: Config, work: Path, database_url: str | None) -> dict:
                 for mode in MODES:
                     runs[f"{mode}, {backend}"] = _search(searchers[backend], kb, mode, forget_queries)
             asked = queries.take(config.queries)
-            results.latency[label] = measure(runs, asked)
+            results.cpu[label] = {}
+            results.latency[label] = measure(runs, asked, cpu=results.cpu[label], server_seconds=server_cpu_seconds)
             if exact is not None and any(kb.index.kind == "hnsw" for kb in pair.values()):
                 log(f"{label}: recall@10 against exact search")
                 results.recall[label] = {f"{mode}, {backend}": _recall(searchers[backend], ExactSearcher(kb, exact),
@@ -208,6 +210,17 @@ def ExactSearcher(kb, exact):
             return self.kb.store.keyword_search(terms(text), filters, depth, admitted, approximate=False)
 
     return Exact(kb)
+
+
+def server_cpu_seconds() -> float:
+    """CPU seconds used so far by this machine's PostgreSQL processes (the bench's server runs here)."""
+    import psutil
+
+    total = 0.0
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        if process.info["name"] == "postgres" and process.info["cpu_times"] is not None:
+            total += process.info["cpu_times"].user + process.info["cpu_times"].system
+    return total
 
 
 def _folder_mb(folder: Path) -> float:
@@ -299,6 +312,18 @@ def render(r: dict) -> str:
             for mode in MODES:
                 out.append(f"| {mode} | " + " | ".join(f"{recall[f'{mode}, {b}']:.3f}"
                                                        for b in sorted({k.split(', ')[1] for k in recall})) + " |")
+        cpu = r.get("cpu", {}).get(label)
+        if cpu:
+            out.append("\nCPU per search, means over the searches above: the kb process's threads, and every "
+                       "PostgreSQL process of the server (which /proc counts in 10 ms ticks). Searches/s per core is "
+                       "1,000 over their sum: what one core serves with web node and database together.\n")
+            out += ["| mode | SQLite: kb process ms | PostgreSQL: kb process ms | PostgreSQL: database ms | "
+                    "PostgreSQL: searches/s per core |", "|---|---|---|---|---|"]
+            for mode in MODES:
+                lite, pg = cpu[f"{mode}, sqlite"], cpu[f"{mode}, postgresql"]
+                per_core = 1000 / max(pg["process_ms"] + pg["server_ms"], 1e-9)
+                out.append(f"| {mode} | {lite['process_ms']:.1f} | {pg['process_ms']:.1f} | {pg['server_ms']:.1f} | "
+                           f"{per_core:.0f} |")
         disk = r["disk_mb"][label]
         out.append(f"\nOn disk: SQLite data folder {disk['sqlite']:,} MB (database, FAISS index, stored files); "
                    f"PostgreSQL database {disk['postgresql']:,} MB.\n")

@@ -79,19 +79,31 @@ def systems(kb, exact, encode, txtai=None, txtai_dense=None) -> dict[str, System
     return out
 
 
-def measure(runs: dict[str, System], queries: list[str], warmup: int = 5) -> dict[str, Latency]:
-    """Each query through every system (rotating order); per-system latency percentiles."""
+def measure(runs: dict[str, System], queries: list[str], warmup: int = 5, cpu: dict | None = None,
+            server_seconds: Callable[[], float] | None = None) -> dict[str, Latency]:
+    """Each query through every system (rotating order); per-system latency percentiles. With a
+    `cpu` dict, also each system's mean CPU milliseconds per search, into it: this process's
+    (every thread) and, with `server_seconds` (a database server's CPU seconds so far), the server's."""
     names = list(runs)
     millis: dict[str, list[float]] = {name: [] for name in names}
+    spent = {name: [0.0, 0.0] for name in names}
     with one_thread():  # FAISS on one thread for every side, as kb searches
         for query in queries[:warmup]:
             for name in names:
                 runs[name](query)
         for n, query in enumerate(queries[warmup:]):
             for name in names[n % len(names):] + names[:n % len(names)]:
+                server = server_seconds() if server_seconds else 0.0
+                own = time.process_time()
                 started = time.perf_counter()
                 runs[name](query)
                 millis[name].append((time.perf_counter() - started) * 1000)
+                spent[name][0] += time.process_time() - own
+                spent[name][1] += (server_seconds() - server) if server_seconds else 0.0
+    if cpu is not None:
+        cpu.update({name: {"process_ms": round(1000 * own / max(len(millis[name]), 1), 2),
+                           "server_ms": round(1000 * server / max(len(millis[name]), 1), 2)}
+                    for name, (own, server) in spent.items()})
     return {name: Latency.of(values) for name, values in millis.items()}
 
 

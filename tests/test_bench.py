@@ -71,6 +71,9 @@ def test_backends_benchmark_runs_both_backends_at_tiny_sizes(tmp_path, model, mo
         assert set(table) == {f"{mode}, {backend}" for mode in ("dense", "keyword", "hybrid")
                               for backend in ("sqlite", "postgresql")}, label
         assert all(disk > 0 for disk in results["disk_mb"][label].values())
+        cpu = results["cpu"][label]
+        assert set(cpu) == set(table) and all(cpu[k]["process_ms"] > 0 for k in cpu)
+        assert sum(cpu[f"{mode}, postgresql"]["server_ms"] for mode in ("dense", "keyword", "hybrid")) > 0
     recall = results["recall"]["300 generated chunks"]  # PostgreSQL's HNSW against exact search
     assert set(recall) == {f"{mode}, postgresql" for mode in ("dense", "keyword", "hybrid")}
     assert all(0.5 <= share <= 1 for share in recall.values()), recall
@@ -83,3 +86,4 @@ def test_backends_benchmark_runs_both_backends_at_tiny_sizes(tmp_path, model, mo
     report = out.read_text()
     assert report.startswith("# Benchmarks") and report.count("## 10. Backends") == 1
     assert "PostgreSQL / SQLite" in report and "Recall@10 against exact search" in report
+    assert "searches/s per core" in report
