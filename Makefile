@@ -16,7 +16,7 @@ export TRANSFORMERS_VERBOSITY := error
 PIP_VERSION      := 26.3
 PIP_TOOLS_VERSION := 7.6.2
 
-.PHONY: install lock run run-postgres test browser bench bench-quick clean
+.PHONY: install lock run run-postgres test browser balancer bench bench-quick clean
 
 # Every dependency at the exact version and hash in requirements.lock, kb itself without
 # dependencies of its own. The lock pins torch to the CPU build on this kind's disk (2.13.0+cpu);
@@ -55,7 +55,11 @@ run-postgres: install
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: install browser
+# Debian's HAProxy for the scale-out tests (tests/test_scaleout.py balances two kb serve nodes with it)
+balancer:
+	@command -v haproxy >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
+
+test: install browser balancer
 	$(BIN)/python -m pytest -q
 
 # txtai, the comparison the full benchmark runs beside kb, from its own lock (requirements.lock

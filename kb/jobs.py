@@ -59,6 +59,11 @@ class Jobs:
         cutoff = (datetime.now(timezone.utc) - timedelta(seconds=lease)).isoformat(timespec="seconds")
         return self.rows.requeue_stale(cutoff)
 
+    def requeue(self, job_id: int, owner: str = "") -> bool:
+        """Put a job this process holds back in the queue (it met a passing condition: another
+        writer, a database failing over); False when it no longer holds it."""
+        return self.rows.requeue_claims([(job_id, owner or this_process())]) == 1
+
     def requeue_orphans(self) -> int:
         """At start: running jobs of processes on this machine that no longer exist go back to the
         queue at once (others wait for their lease to lapse)."""

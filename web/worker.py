@@ -8,6 +8,7 @@ import time
 
 from ingest.upload import run_upload
 from kb.collection import KnowledgeBase
+from kb.errors import Busy, DatabaseUnavailable, KbError
 from kb.jobs import Job, Jobs
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,12 @@ class Worker:
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._busy = True  # before the claim, so that wait_idle never sees a claimed job as idle
-            self.jobs.requeue_stale()  # jobs of a worker that stopped beating (crashed, machine gone)
-            job = self.jobs.claim_next()
+            try:
+                self.jobs.requeue_stale()  # jobs of a worker that stopped beating (crashed, machine gone)
+                job = self.jobs.claim_next()
+            except KbError as exc:  # the database is down or failing over: the worker waits it out
+                log.warning("cannot take jobs just now: %s", exc)
+                job = None
             if job is None:
                 self._busy = False
                 self._wake.wait(1.0)
@@ -61,13 +66,29 @@ class Worker:
             beat.start()
             try:
                 self.run(job)
+            except (Busy, DatabaseUnavailable) as exc:  # it passes: the job waits in the queue, not failed
+                log.warning("job %s back to the queue: %s", job.id, exc)
+                self._settle(job.id, requeue=True)
             except Exception as exc:  # a job must never take the worker down
                 log.exception("job %s failed", job.id)
-                self.jobs.update(job.id, status="failed", progress=100, message=f"unexpected error: {exc}"[:300])
+                self._settle(job.id, message=f"unexpected error: {exc}"[:300])
             finally:
                 beating.set()
                 beat.join()
                 self._busy = False
+
+    def _settle(self, job_id: int, requeue: bool = False, message: str = "") -> None:
+        """Requeue or fail a job that raised; if the database cannot take even that, its lease
+        runs out and any worker takes it again (kb.jobs.LEASE_SECONDS)."""
+        try:
+            if requeue:
+                self.jobs.requeue(job_id)
+            else:
+                self.jobs.update(job_id, status="failed", progress=100, message=message)
+        except KbError as exc:
+            log.warning("job %s left to its lease: %s", job_id, exc)
+            if not self._stop.is_set():
+                self._wake.wait(1.0)  # not straight back at a database that is down
 
     def _beat(self, job_id: int, done: threading.Event) -> None:
         """Tell other workers that this job is still held, until it ends."""

@@ -35,9 +35,28 @@ default folder in /tmp is (pytest's `tmp_path`, under the 0700 /tmp/pytest-of-ro
 Run as anyone else, both run as the current user.
 
 `stop()` signals the PID with SIGINT (PostgreSQL's fast shutdown: disconnect clients, checkpoint,
-exit), waits, then kills it if it has not gone, and removes the folder unless `keep=True`. The
-server is tuned for throwaway data (fsync, synchronous_commit and full_page_writes off) unless
-`durable=True`.
+exit), waits, then kills it if it has not gone, and removes the folder unless `keep=True`.
+`crash()` kills the server and every process it started with SIGKILL instead, as a machine that
+dies would (the folder stays until `stop()`). The server is tuned for throwaway data (fsync,
+synchronous_commit and full_page_writes off) unless `durable=True`.
+
+Streaming replication, for the scale-out tests:
+
+    primary = PostgresServer(durable=True, replication=True).start()
+    replica = PostgresReplica(primary, "replica1", synchronous=True).start()
+    ...                                         # writes on primary.url are on the replica too
+    primary.crash(); replica.promote()          # the replica now takes writes
+
+`replication=True` adds a `replication` entry for 127.0.0.1 to pg_hba.conf (trust, as the rest) and
+sets wal_level=replica with room for WAL senders and slots. `PostgresReplica.start()` makes its
+cluster with `pg_basebackup -R` from the running primary (as the same unprivileged user, through a
+physical replication slot of its own name, with `application_name` set to that name), starts it on
+a free port of its own and waits until the primary lists it as streaming. With `synchronous=True`
+it then names itself in the primary's `synchronous_standby_names` (ALTER SYSTEM, reload) and waits
+until the primary reports it `sync`: from then on a commit on the primary returns only once the
+replica has it on disk (it replays it a moment later). That needs synchronous_commit on, so a
+durable primary. The replica never waits
+for a standby of its own, so it takes writes as soon as `promote()` (pg_promote) returns.
 """
 
 from __future__ import annotations
@@ -162,10 +181,11 @@ class PostgresServer:
     keep: leave the folder (cluster and log) in place after stop().
     durable: keep fsync and friends on (off by default: the data is thrown away anyway).
     settings: more server settings, passed as `-c name=value`.
+    replication: accept streaming replicas (PostgresReplica) from 127.0.0.1.
     """
 
     def __init__(self, parent: str | os.PathLike | None = None, *, keep: bool = False, durable: bool = False,
-                 settings: dict[str, str] | None = None, start_timeout: float = 30.0):
+                 settings: dict[str, str] | None = None, start_timeout: float = 30.0, replication: bool = False):
         self.parent = Path(parent) if parent is not None else Path(tempfile.gettempdir())
         self.keep = keep
         self.durable = durable
@@ -175,6 +195,7 @@ class PostgresServer:
         self.folder: Path | None = None
         self.port: int | None = None
         self.process: subprocess.Popen | None = None
+        self.replication = replication
         self._account: pwd.struct_passwd | None = None
 
     # -- where things are ------------------------------------------------------------------------
@@ -245,7 +266,7 @@ class PostgresServer:
             self.socket_dir.mkdir(mode=0o700)
             if self._account is not None:
                 os.chown(self.socket_dir, self._account.pw_uid, self._account.pw_gid)
-            self._initdb()
+            self._create_cluster()
             for attempt in range(3):  # a free port can be taken between choosing and binding it
                 self.port = free_port()
                 try:
@@ -267,6 +288,23 @@ class PostgresServer:
         atexit.unregister(self.stop)
         self._terminate(timeout)
         self._remove_folder()
+
+    def crash(self) -> None:
+        """SIGKILL to the postmaster and every process it started, as a machine that dies: no
+        checkpoint, connections reset. The folder stays until stop()."""
+        if self.process is None or self.process.poll() is not None:
+            raise RuntimeError("the server is not running")
+        children = child_pids(self.process.pid)
+        os.kill(self.process.pid, signal.SIGKILL)
+        for child in children:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait()
+        deadline = time.monotonic() + 10
+        while any(map(running, children)) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def _terminate(self, timeout: float = 15.0) -> None:
         process, self.process = self.process, None
@@ -299,6 +337,9 @@ class PostgresServer:
             options.update(user=self._account.pw_uid, group=self._account.pw_gid, extra_groups=[])
         return options
 
+    def _create_cluster(self) -> None:
+        self._initdb()
+
     def _initdb(self) -> None:
         command = [str(self.bin / "initdb"), "--pgdata", str(self.data_dir), "--username", SUPERUSER,
                    "--auth-local=trust", "--auth-host=trust", "--encoding=UTF8", "--locale=C",
@@ -310,12 +351,13 @@ class PostgresServer:
         if result.returncode != 0:
             raise PostgresStartError(f"initdb exited with {result.returncode}; log {self.log_path}:\n"
                                      + _tail(self.log_path))
-        # loopback only, whatever initdb's defaults: no replication entries, no other addresses
+        # loopback only, whatever initdb's defaults: no other addresses, replication only if asked
         (self.data_dir / "pg_hba.conf").write_text(
             "# written by tests/support/postgres.py: trust, loopback only\n"
             "local all all trust\n"
             "host  all all 127.0.0.1/32 trust\n"
-            "host  all all ::1/128 trust\n")
+            "host  all all ::1/128 trust\n"
+            + ("host  replication all 127.0.0.1/32 trust\n" if self.replication else ""))
 
     def _launch(self) -> None:
         settings = {"listen_addresses": "127.0.0.1", "port": str(self.port),
@@ -323,6 +365,8 @@ class PostgresServer:
                     "max_connections": "100", "shared_buffers": "64MB"}
         if not self.durable:
             settings.update(fsync="off", synchronous_commit="off", full_page_writes="off")
+        if self.replication:
+            settings.update(wal_level="replica", max_wal_senders="10", max_replication_slots="10")
         settings.update(self.settings)
         command = [str(self.bin / "postgres"), "-D", str(self.data_dir)]
         for name, value in settings.items():
@@ -381,6 +425,100 @@ class PostgresServer:
         from psycopg import sql
 
         self.execute("postgres", sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+class PostgresReplica(PostgresServer):
+    """A streaming replica of a running PostgresServer(replication=True): `pg_basebackup -R` into a
+    folder of its own, started on its own free port; see the module's docstring.
+
+    name: its application_name and replication slot on the primary (letters, digits and _).
+    synchronous: make it the primary's synchronous standby once it streams.
+    """
+
+    def __init__(self, primary: PostgresServer, name: str = "replica1", *, synchronous: bool = False,
+                 keep: bool = False, settings: dict[str, str] | None = None, start_timeout: float = 30.0):
+        if not _DB_NAME.match(name):
+            raise ValueError(f"replica name {name!r}: use lower-case letters, digits and _ (at most 63)")
+        # the replica never waits for a standby of its own: once promoted it takes writes at once
+        settings = {"synchronous_standby_names": "", **(settings or {})}
+        super().__init__(primary.parent, keep=keep, durable=primary.durable, settings=settings,
+                         start_timeout=start_timeout, replication=True)
+        self.primary, self.name, self.synchronous = primary, name, synchronous
+
+    def _create_cluster(self) -> None:
+        if self.primary.port is None:
+            raise RuntimeError("the primary is not running")
+        self.install = self.primary.install  # the same binaries (a copy others can reach, as root)
+        command = [str(self.bin / "pg_basebackup"), "--pgdata", str(self.data_dir),
+                   "--dbname", f"host=127.0.0.1 port={self.primary.port} user={SUPERUSER} application_name={self.name}",
+                   "--write-recovery-conf", "--wal-method=stream", "--checkpoint=fast",
+                   "--create-slot", "--slot", self.name]
+        if not self.durable:
+            command.append("--no-sync")
+        with open(self.log_path, "ab") as log:
+            result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, **self._run_as_service())
+        if result.returncode != 0:
+            raise PostgresStartError(f"pg_basebackup exited with {result.returncode}; log {self.log_path}:\n"
+                                     + _tail(self.log_path))
+
+    def _prepare(self) -> None:
+        """Wait until the primary streams to this replica (and, if asked, counts it synchronous)."""
+        self._wait_on_primary("state = 'streaming'")
+        if self.synchronous:
+            import psycopg
+
+            with psycopg.connect(self.primary.url) as connection:
+                (commit,) = connection.execute("SHOW synchronous_commit").fetchone()
+            if commit in ("off", "local"):
+                raise PostgresStartError(f"synchronous replication needs synchronous_commit on, and the primary "
+                                         f"has {commit}: start it with durable=True")
+            self.primary.execute("postgres", f"ALTER SYSTEM SET synchronous_standby_names = '\"{self.name}\"'")
+            self.primary.execute("postgres", "SELECT pg_reload_conf()")
+            self._wait_on_primary("sync_state = 'sync'")
+
+    def _wait_on_primary(self, condition: str) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + self.start_timeout
+        with psycopg.connect(self.primary.url, autocommit=True) as connection:
+            while not connection.execute(f"SELECT count(*) FROM pg_stat_replication WHERE application_name = %s"
+                                         f" AND {condition}", [self.name]).fetchone()[0]:
+                if time.monotonic() > deadline:
+                    raise PostgresStartError(f"the primary does not list {self.name} with {condition} after "
+                                             f"{self.start_timeout:.0f} s; log {self.log_path}:\n" + _tail(self.log_path))
+                time.sleep(0.05)
+
+    def promote(self, timeout: int = 30) -> None:
+        """End recovery: from now on this server takes writes (pg_promote waits until it does)."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as connection:
+            (promoted,) = connection.execute("SELECT pg_promote(true, %s)", [timeout]).fetchone()
+        if not promoted:
+            raise PostgresStartError(f"{self.name} was not promoted in {timeout} s; log {self.log_path}:\n"
+                                     + _tail(self.log_path))
+
+
+def running(pid: int) -> bool:
+    """Whether this process exists and has not ended (a zombie has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def child_pids(pid: int) -> list[int]:
+    """The PIDs of a process's children, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                status = (entry / "status").read_text()
+            except OSError:
+                continue  # gone meanwhile
+            if f"\nPPid:\t{pid}\n" in status:
+                found.append(int(entry.name))
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
