@@ -398,3 +398,24 @@ def test_a_nul_in_a_sign_in_name_is_a_failed_sign_in_not_an_error(site):
     client = site.test_client()
     response = client.post("/login", data={"name": "cur\x00", "password": PASSWORD, "csrf_token": token(client)})
     assert response.status_code in (200, 400, 401)
+
+
+def test_a_job_that_meets_another_writer_goes_back_to_the_queue_and_runs(site, monkeypatch):
+    """Busy (another process held the writer lock too long) is a passing condition, not a failure."""
+    import web.worker
+    from kb.errors import Busy
+
+    tries, real = [], web.worker.run_upload
+
+    def busy_once(kb, jobs, job, decision=None):
+        tries.append(job.id)
+        if len(tries) == 1:
+            raise Busy("another process is writing to this collection; try again when it ends")
+        return real(kb, jobs, job, decision=decision)
+
+    monkeypatch.setattr(web.worker, "run_upload", busy_once)
+    client = sign_in(site, "cur")
+    upload(client, [(io.BytesIO(b"Beekeepers in Leeds keep hives on allotment roofs."), "bees.txt")])
+    jobs = finish(site)
+    assert len(tries) == 2 and tries[0] == tries[1]  # the same job, taken again
+    assert jobs[0].status == "done" and jobs[0].doc_id is not None
