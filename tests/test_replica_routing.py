@@ -120,3 +120,22 @@ def test_a_database_gone_down_is_a_503_to_try_again_that_names_no_server(tmp_pat
         health = client.get("/healthz")
         assert health.status_code == 503 and health.get_json()["status"] == "unavailable"
         kb.close()
+
+
+def test_a_replica_that_does_not_answer_leaves_reads_to_the_primary(tmp_path, model, kb_database):
+    from support.postgres import free_port
+
+    from web import create_app
+
+    gone = f"postgresql://postgres@127.0.0.1:{free_port()}/kb"  # nothing listens there
+    kb = _kb(tmp_path, model, kb_database, gone)
+    try:
+        ingest_paths(kb, [_write(tmp_path / "docs", "a.md", "# Walking groups\n\nWalks in Leeds.\n")])
+        app = create_app(kb.settings, {"TESTING": True, "START_WORKER": False}, kb=kb)
+        client = app.test_client()
+        assert _hits(client, "walking") == ["Walking groups"]
+        assert _hits(client, "leeds") == ["Walking groups"]  # and again, while the replica is left alone
+        health = client.get("/healthz")
+        assert health.status_code == 200 and health.get_json()["status"] == "ok"
+    finally:
+        kb.close()

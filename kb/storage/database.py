@@ -46,6 +46,8 @@ _REPLICA_READS: contextvars.ContextVar[bool] = contextvars.ContextVar("kb_replic
 # PostgreSQL error classes that mean "no usable server here", not "this statement is wrong":
 # connection exceptions, a server shutting down or starting, a standby refusing a write
 UNAVAILABLE_STATES = ("08", "57P", "25006")
+REPLICA_RETRY_SECONDS = 5.0  # a replica that could not be reached is left alone this long (reads go to the primary)
+CONNECT_TIMEOUT = 5  # seconds libpq waits for a host before the next (unless the URL says)
 
 
 def now() -> str:
@@ -59,6 +61,7 @@ class Database:
         self.engine = engine
         self.replica = replica  # PostgreSQL: a streaming replica that web requests read from
         self.where = where  # the server, password hidden, for messages
+        self._replica_down_until = 0.0
         self._local = threading.local()  # the write transaction this thread is in, and its sqlite3 connection
         self._raw: list[sqlite3.Connection] = []  # every thread's, closed with the database
         self._raw_lock = threading.Lock()
@@ -102,11 +105,19 @@ class Database:
         if writing is not None:
             yield writing
             return
-        engine = self.replica if self.replica is not None and _REPLICA_READS.get() else self.engine
-        with self._unavailable_as_error(), engine.connect() as conn:  # SQLite: no transaction; PostgreSQL: one
+        with self._unavailable_as_error(), self._read_connection() as conn:  # SQLite: no transaction; PostgreSQL: one
             if snapshot and self.dialect == "postgresql":
                 conn.execution_options(isolation_level="REPEATABLE READ")
             yield conn
+
+    def _read_connection(self) -> Connection:
+        """The replica's, where this context reads from it and it answers; else the primary's."""
+        if self.replica is not None and _REPLICA_READS.get() and time.monotonic() >= self._replica_down_until:
+            try:
+                return self.replica.connect()
+            except DBAPIError:
+                self._replica_down_until = time.monotonic() + REPLICA_RETRY_SECONDS
+        return self.engine.connect()
 
     def read_from_replica(self, on: bool) -> None:
         """From now on in the current context, reads outside a write transaction go to the replica
@@ -304,7 +315,8 @@ def _postgres_engine(url: str) -> Engine:
     takes one host only, libpq several (`host1:5432,host2:5432`, tried in turn)."""
     if url.startswith("postgresql+psycopg://"):
         url = "postgresql://" + url.split("://", 1)[1]
-    engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(url), pool_size=POOL_SIZE,
+    timeout = {} if "connect_timeout" in url else {"connect_timeout": CONNECT_TIMEOUT}
+    engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(url, **timeout), pool_size=POOL_SIZE,
                            max_overflow=POOL_SIZE, pool_timeout=30, pool_pre_ping=True)
     event.listen(engine, "connect", _postgres_connect)
     return engine
