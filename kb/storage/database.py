@@ -41,7 +41,7 @@ COUNTER = select(meta.c.value).where(meta.c.key == bindparam("key"))
 BOTH_COUNTERS = select(meta.c.key, meta.c.value).where(meta.c.key.in_(COUNTERS))
 BUMP = update(meta).where(meta.c.key == bindparam("counter")).values(value=cast(cast(meta.c.value, Integer) + 1, Text))
 # where reads outside a write transaction go: the replica only where the caller says so (a web
-# request; see Database.replica_reads), the primary everywhere else (ingest, jobs, the CLI)
+# request; see Database.read_from_replica), the primary everywhere else (ingest, jobs, the CLI)
 _REPLICA_READS: contextvars.ContextVar[bool] = contextvars.ContextVar("kb_replica_reads", default=False)
 # PostgreSQL error classes that mean "no usable server here", not "this statement is wrong":
 # connection exceptions, a server shutting down or starting, a standby refusing a write
