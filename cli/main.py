@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", action="append", default=[], help="may be repeated")
     p.add_argument("--visibility", choices=VISIBILITIES)
     p.add_argument("--prune", action="store_true", help="drop documents whose files are gone from these folders")
+    p.add_argument("--dask", metavar="tcp://HOST:PORT",
+                   help="load, chunk and embed on this Dask scheduler's workers (default: $KB_DASK_SCHEDULER, or here)")
 
     p = sub.add_parser("search", help="search the collection")
     p.add_argument("query")
@@ -110,7 +112,8 @@ def _port(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings.from_env(data_dir=args.data, model=args.model, database_url=args.database_url)
+        settings = Settings.from_env(data_dir=args.data, model=args.model, database_url=args.database_url,
+                                     dask_scheduler=getattr(args, "dask", None))
         return COMMANDS[args.command](settings, args)
     except KbError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """Ingest files and folders into a knowledge base: walk, skip what is unchanged, load, store in batches.
 
-Every file gets its own outcome; a file that fails never stops the others.
+Every file gets its own outcome; a file that fails never stops the others. Loading (and chunking
+and embedding) may run on Dask workers instead (ingest/distributed.py); the rest stays here.
 """
 
 from __future__ import annotations
@@ -8,13 +9,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
-from kb.collection import KnowledgeBase
+from kb.collection import KnowledgeBase, Prepared
 from kb.errors import KbError, LoadError
-from kb.models import DocMeta, IngestReport, ItemOutcome, NewDocument
+from kb.models import DocMeta, IngestReport, ItemOutcome, LoadedDocument, NewDocument
 
 from .detect import SUPPORTED
 from .isolate import IsolatedLoader
@@ -105,27 +106,118 @@ def _link_problem(path: Path, real_root: Path, follow_symlinks: bool) -> str:
     return ""
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A file to load: its bytes, and what this run decided about it before reading its text."""
+
+    name: str  # how reports name it: the path given
+    path: Path
+    data: bytes
+    sha: str
+    source: str
+    meta: DocMeta  # manifest row, sidecar and flags: they win over the file's own title and date
+    curated: tuple[str, ...]  # the fields a curator's command-line flags set
+
+    @property
+    def stored_path(self) -> str:
+        return stored_name(self.sha, self.path.suffix)
+
+    def document(self, loaded: LoadedDocument) -> NewDocument:
+        """The document this file's loaded text makes."""
+        meta = DocMeta(title=loaded.title, published=loaded.published).merged(self.meta)
+        return NewDocument(self.source, self.sha, loaded, meta, original_name=self.path.name,
+                           stored_path=self.stored_path, label=self.name, curated=self.curated, source_sha=self.sha)
+
+
+Loaded = tuple[Candidate, NewDocument | Prepared | ItemOutcome]  # a file, ready to store or failed
+
+
 def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = None, prune: bool = False,
                  notify: Notify | None = None, on_embed: Callable[[int], None] | None = None) -> IngestReport:
-    """Ingest files and folders; returns one outcome per file (and per pruned document)."""
-    flags = flags or DocMeta()
-    forced = tuple(k for k, v in asdict(flags).items() if v not in (None, "", []))  # a curator's own flags
+    """Ingest files and folders; returns one outcome per file (and per pruned document).
+
+    With `dask_scheduler` set, Dask workers load, chunk and embed the files (ingest/distributed.py);
+    deciding what to read and writing the batches stay here either way.
+    """
     report = IngestReport()
     settings = kb.settings
-    seen: dict[str, str] = {}
-    batch: list[NewDocument] = []
-    pending_chars = 0  # text in the batch so far
-    originals: list[tuple[str, bytes]] = []  # the batch's files to keep, stored together before it
-    pending_bytes = 0
-    manifests: dict[Path, dict] = {}
 
     def record(outcome: ItemOutcome) -> None:
         report.items.append(outcome)
         if notify:
             notify(outcome)
 
+    with kb.writing():
+        candidates = _candidates(kb, [Path(p) for p in paths], flags or DocMeta(), record)
+        if settings.dask_scheduler:
+            from .distributed import prepared_on_dask
+
+            _store(kb, prepared_on_dask(settings, candidates, kb.store.find_many, on_embed), record, on_embed)
+        else:
+            with IsolatedLoader(settings.max_pdf_pages, settings.max_load_seconds) as loader:
+                _store(kb, ((c, load_candidate(loader, c)) for c in candidates), record, on_embed)
+        if prune:
+            for outcome in _prune(kb, [Path(p) for p in paths]):
+                record(outcome)
+    return report
+
+
+def _candidates(kb: KnowledgeBase, paths: list[Path], flags: DocMeta, record: Notify) -> Iterator[Candidate]:
+    """The files that need loading, read and hashed; every other file's outcome goes to `record`."""
+    forced = tuple(k for k, v in asdict(flags).items() if v not in (None, "", []))  # a curator's own flags
+    settings = kb.settings
+    seen: dict[str, str] = {}
+    manifests: dict[Path, dict] = {}
+    for path, base, problem in walk(paths, settings.follow_symlinks):
+        name = str(path)
+        if problem:
+            record(ItemOutcome(name, "failed", problem))
+            continue
+        try:
+            size = path.stat().st_size
+            if size > settings.max_file_mb * 1024 * 1024:
+                raise LoadError(f"file too large: {size / 1048576:.1f} MB, the limit is {settings.max_file_mb} MB")
+            data = path.read_bytes()
+            sha = hashlib.sha256(data).hexdigest()
+            source = str(path.resolve())
+            if base is not None and base not in manifests:
+                manifests[base] = read_manifest(base)
+            row = manifests.get(base, {}).get(path.resolve(), {})
+            meta = meta_from_mapping(row, "manifest.csv").merged(read_sidecar(path)).merged(flags)
+            outcome = _unchanged(kb, source, sha, meta, name, seen, forced)
+        except (LoadError, OSError) as exc:
+            record(ItemOutcome(name, "failed", _reason(exc)))
+            continue
+        except Exception as exc:  # a bug must not cost the other files
+            record(ItemOutcome(name, "failed", f"unexpected error: {type(exc).__name__}: {exc}"[:300]))
+            continue
+        if outcome:
+            record(outcome)
+            continue
+        seen[sha] = name
+        yield Candidate(name, path, data, sha, source, meta, forced)
+
+
+def load_candidate(loader: IsolatedLoader, candidate: Candidate) -> NewDocument | ItemOutcome:
+    """The document a file makes, or its failed outcome: a bad file costs only itself."""
+    try:
+        return candidate.document(loader.load(candidate.data, candidate.path.name))
+    except (LoadError, OSError) as exc:
+        return ItemOutcome(candidate.name, "failed", _reason(exc))
+    except Exception as exc:  # a loader bug must not cost the other files
+        return ItemOutcome(candidate.name, "failed", f"unexpected error: {type(exc).__name__}: {exc}"[:300])
+
+
+def _store(kb: KnowledgeBase, loaded: Iterable[Loaded], record: Notify,
+           on_embed: Callable[[int], None] | None) -> None:
+    """Write loaded files in batches (one transaction each, their originals stored just before),
+    in the order given; a failed file's outcome is recorded in its place."""
+    batch: list[NewDocument | Prepared] = []
+    originals: list[tuple[str, bytes]] = []  # the batch's files to keep, stored together before it
+    chars = size = 0  # text and bytes in the batch so far
+
     def flush() -> None:
-        nonlocal pending_chars, pending_bytes
+        nonlocal chars, size
         if not batch:
             return
         try:
@@ -133,55 +225,25 @@ def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = N
             for outcome in kb.add_batch(batch, on_embed):
                 record(outcome)
         except KbError as exc:
-            for doc in batch:
+            for item in batch:
+                doc = item.doc if isinstance(item, Prepared) else item
                 record(ItemOutcome(doc.label or doc.source, "failed", str(exc)))
         batch.clear()
         originals.clear()
-        pending_chars = pending_bytes = 0
+        chars = size = 0
 
-    with kb.writing(), IsolatedLoader(settings.max_pdf_pages, settings.max_load_seconds) as loader:
-        for path, base, problem in walk([Path(p) for p in paths], settings.follow_symlinks):
-            name = str(path)
-            if problem:
-                record(ItemOutcome(name, "failed", problem))
-                continue
-            try:
-                size = path.stat().st_size
-                if size > settings.max_file_mb * 1024 * 1024:
-                    raise LoadError(f"file too large: {size / 1048576:.1f} MB, the limit is {settings.max_file_mb} MB")
-                data = path.read_bytes()
-                sha = hashlib.sha256(data).hexdigest()
-                source = str(path.resolve())
-                if base is not None and base not in manifests:
-                    manifests[base] = read_manifest(base)
-                row = manifests.get(base, {}).get(path.resolve(), {})
-                meta = meta_from_mapping(row, "manifest.csv").merged(read_sidecar(path)).merged(flags)
-                outcome = _unchanged(kb, source, sha, meta, name, seen, forced)
-                if outcome:
-                    record(outcome)
-                    continue
-                seen[sha] = name
-                loaded = loader.load(data, path.name)
-                meta = DocMeta(title=loaded.title, published=loaded.published).merged(meta)
-                stored = stored_name(sha, path.suffix)
-                originals.append((stored, data))
-                pending_bytes += len(data)
-                batch.append(NewDocument(source, sha, loaded, meta, original_name=path.name, stored_path=stored,
-                                         label=name, curated=forced, source_sha=sha))
-                pending_chars += sum(len(block.text) for block in loaded.blocks)
-            except (LoadError, OSError) as exc:
-                record(ItemOutcome(name, "failed", _reason(exc)))
-                continue
-            except Exception as exc:  # a loader bug must not cost the other files
-                record(ItemOutcome(name, "failed", f"unexpected error: {type(exc).__name__}: {exc}"[:300]))
-                continue
-            if len(batch) >= BATCH_DOCS or pending_chars >= BATCH_CHARS or pending_bytes >= BATCH_BYTES:
-                flush()
-        flush()
-        if prune:
-            for outcome in _prune(kb, [Path(p) for p in paths]):
-                record(outcome)
-    return report
+    for candidate, item in loaded:
+        if isinstance(item, ItemOutcome):
+            record(item)
+            continue
+        batch.append(item)
+        originals.append((candidate.stored_path, candidate.data))
+        doc = item.doc if isinstance(item, Prepared) else item
+        chars += sum(len(block.text) for block in doc.loaded.blocks)
+        size += len(candidate.data)
+        if len(batch) >= BATCH_DOCS or chars >= BATCH_CHARS or size >= BATCH_BYTES:
+            flush()
+    flush()
 
 
 def _unchanged(kb: KnowledgeBase, source: str, sha: str, meta: DocMeta, name: str,

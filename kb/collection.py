@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -24,7 +24,7 @@ from .chunk import chunk_blocks, embed_text
 from .embed import Embedder
 from .errors import BadRequest, Busy, NotFound
 from .index import VectorIndex
-from .models import VISIBILITIES, DocMeta, Document, Filters, ItemOutcome, NewDocument
+from .models import VISIBILITIES, Chunk, DocMeta, Document, Filters, ItemOutcome, NewDocument
 from .settings import Settings
 from .storage import Store
 from .storage import vectors as stored_vectors
@@ -37,6 +37,50 @@ ENCODE_CALL = 1024  # texts per encoder call: sorted by length inside it, and pr
 
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Prepared:
+    """A document made ready to store: its body, chunks, their embedding texts and hashes, its
+    near-duplicate signature, and (when embedded where it was prepared) vectors by text hash."""
+
+    doc: NewDocument
+    title: str  # the title embedded with every chunk
+    body: str
+    chunks: list[Chunk]
+    texts: list[str]
+    hashes: list[str]
+    signature: np.ndarray | None
+    bands: list[str]
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def embedded_title(doc: NewDocument, old: Document | None) -> str:
+    """The title embedded with a document's chunks: its metadata's (carried over from the stored
+    version `old`), else the file's own; never a made-up file name."""
+    meta = carried_over(old, doc.meta, doc.curated) if old else doc.meta
+    return meta.title or doc.loaded.title or ""
+
+
+def prepare(doc: NewDocument, title: str, count_tokens: Callable[[str], int], settings: Settings) -> Prepared:
+    """Chunk a document and hash its embedding texts: pure, so it runs wherever the model's
+    tokenizer is (here, or on a Dask worker)."""
+    body, chunks = chunk_blocks(doc.loaded.blocks, count_tokens, settings.chunk_tokens, settings.chunk_overlap, title)
+    texts = [embed_text(title, c.heading, c.text) for c in chunks]
+    sig = dedup.signature(body)
+    return Prepared(doc, title, body, chunks, texts, [text_hash(t) for t in texts], sig,
+                    dedup.band_keys(sig) if sig is not None else [])
+
+
+def encode_texts(embedder: Embedder, texts: dict[str, str], progress: Progress | None = None) -> dict[str, np.ndarray]:
+    """Vectors for texts by their hash, ENCODE_CALL texts per encoder call (sorted by length inside it)."""
+    keys, out = list(texts), {}
+    for start in range(0, len(keys), ENCODE_CALL):
+        part = keys[start:start + ENCODE_CALL]
+        out.update(zip(part, embedder.encode([texts[h] for h in part])))
+        if progress:
+            progress(len(part))
+    return out
 
 
 class KnowledgeBase:
@@ -198,43 +242,40 @@ class KnowledgeBase:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def add_batch(self, docs: list[NewDocument], progress: Progress | None = None) -> list[ItemOutcome]:
+    def add_batch(self, docs: list[NewDocument | Prepared], progress: Progress | None = None) -> list[ItemOutcome]:
         """Chunk, embed and store a batch of documents (replacing any with the same source).
 
-        Call inside `writing()`. One transaction for the batch, then the index is updated.
+        Call inside `writing()`. One transaction for the batch, then the index is updated. A
+        document may come `Prepared` elsewhere already (chunked and embedded on a Dask worker);
+        one prepared with another title than it would embed now is chunked again here. Vectors
+        come from the embedding cache first, then from those prepared with the documents; only
+        the rest is encoded here.
         """
         index = self.index
+        news = [item.doc if isinstance(item, Prepared) else item for item in docs]
+        stored = self.store.find_many([doc.source for doc in news])
         prepared = []
-        stored = self.store.find_many([doc.source for doc in docs])
-        for doc in docs:
-            old = stored.get(doc.source)  # its title, for the embedded text; the row is read again below
-            meta = carried_over(old, doc.meta, doc.curated) if old else doc.meta
-            title = meta.title or doc.loaded.title or ""  # embedded: never a made-up file name
-            body, chunks = chunk_blocks(doc.loaded.blocks, self.embedder.count_tokens,
-                                        self.settings.chunk_tokens, self.settings.chunk_overlap, title)
-            texts = [embed_text(title, c.heading, c.text) for c in chunks]
-            sig = dedup.signature(body)
-            bands = dedup.band_keys(sig) if sig is not None else []
-            prepared.append((doc, body, sig, bands, chunks, texts, [text_hash(t) for t in texts]))
+        for doc, item in zip(news, docs):
+            title = embedded_title(doc, stored.get(doc.source))  # the row is read again below
+            if not isinstance(item, Prepared) or item.title != title:
+                item = prepare(doc, title, self.embedder.count_tokens, self.settings)
+            prepared.append(item)
         # the stored documents that share a band with any of the batch's (the writer lock is held:
         # nobody else adds one meanwhile), in one query
-        members = self.store.band_members([band for _, _, _, bands, *_ in prepared for band in bands])
+        members = self.store.band_members([band for p in prepared for band in p.bands])
 
-        all_hashes = [h for *_, hashes in prepared for h in hashes]
-        vectors = self.store.cached_vectors(self.settings.model, all_hashes)
+        vectors = self.store.cached_vectors(self.settings.model, [h for p in prepared for h in p.hashes])
+        fresh: dict[str, np.ndarray] = {}  # not cached yet: stored in the cache with the batch
         todo = {}
-        for *_, texts, hashes in prepared:
-            for t, h in zip(texts, hashes):
-                if h not in vectors:
+        for p in prepared:
+            for t, h in zip(p.texts, p.hashes):
+                if h in vectors:
+                    continue
+                if h in p.vectors:
+                    fresh.setdefault(h, p.vectors[h])
+                else:
                     todo.setdefault(h, t)
-        fresh: dict[str, np.ndarray] = {}
-        if todo:
-            keys = list(todo)
-            for start in range(0, len(keys), ENCODE_CALL):  # sorted by length inside each call
-                part = keys[start:start + ENCODE_CALL]
-                fresh.update(zip(part, self.embedder.encode([todo[h] for h in part])))
-                if progress:
-                    progress(len(part))
+        fresh.update(encode_texts(self.embedder, {h: t for h, t in todo.items() if h not in fresh}, progress))
         vectors.update(fresh)
 
         outcomes, removed, added_ids, added_vecs, orphaned, old_hashes = [], [], [], [], [], []
@@ -255,9 +296,10 @@ class KnowledgeBase:
 
         with self.store.transaction() as conn:
             self.store.cache_vectors(conn, self.settings.model, fresh)
-            current = self.store.find_many([doc.source for doc in docs])  # a curator may have edited one meanwhile
+            current = self.store.find_many([p.doc.source for p in prepared])  # a curator may have edited one meanwhile
             seen: set[str] = set()
-            for doc, body, sig, bands, chunks, texts, hashes in prepared:
+            for p in prepared:
+                doc, body, sig, bands, chunks, hashes = p.doc, p.body, p.signature, p.bands, p.chunks, p.hashes
                 if doc.source in seen:  # the same source twice in a batch: the first is stored by now
                     store_chunks(conn)
                     current[doc.source] = self.store.find(doc.source)

@@ -107,11 +107,12 @@ class Embedder:
 
     def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = DEFAULT_BATCH_SIZE, query_cache: int = 1024,
                  *, cache_dir: str | Path, query_encoder: str = "onnx", batch_encoder: str = "onnx",
-                 query_threads: int = 1):
+                 query_threads: int = 1, batch_threads: int = 0):
         self.model_id = model
         self.batch_size = batch_size
         self.query_kind, self.batch_kind = query_encoder, batch_encoder
         self.query_threads = query_threads
+        self.batch_threads = batch_threads  # ONNX Runtime threads that embed passages (0: every core)
         self.cache_dir = Path(cache_dir)  # where ONNX exports are kept (Settings.model_cache_dir)
         self.fallback: str | None = None  # why ONNX is not used, once known
         self._lock = threading.RLock()  # loading the encoders
@@ -164,7 +165,8 @@ class Embedder:
         if not place.ready():
             refused = place.refused or {}
             raise ConfigError(refused.get("reason") or f"no ONNX export of {self.model_id} in {place.folder}")
-        return OnnxEncoder(place.folder, threads=self.query_threads, batch_threads=0, batch_size=self.batch_size)
+        return OnnxEncoder(place.folder, threads=self.query_threads, batch_threads=self.batch_threads,
+                           batch_size=self.batch_size)
 
     def _torch_encoder(self) -> TorchEncoder:
         if self._torch is None:

@@ -67,6 +67,11 @@ class Settings:
     max_file_mb: int = _setting(50, "KB_MAX_FILE_MB", "Largest file accepted for ingestion or upload, in MB (the upload form takes up to 20 such files at a time).")
     max_pdf_pages: int = _setting(2000, "KB_MAX_PDF_PAGES", "PDFs with more pages are refused.")
     max_load_seconds: float = _setting(60.0, "KB_MAX_LOAD_SECONDS", "Hard time limit for extracting one file's text (the loader runs in a worker process that is stopped).")
+    dask_scheduler: str = _setting(
+        "", "KB_DASK_SCHEDULER",
+        "Empty: kb ingest loads, chunks and embeds files itself. A Dask scheduler's address (tcp://HOST:PORT): "
+        "its workers do that (each loads the model once, and runs one encoder thread per worker thread), "
+        "while kb ingest reads and hashes the files, sends their bytes, and writes each batch as it would.")
     candidates: int = _setting(100, "KB_CANDIDATES", "Candidates taken from each retriever before fusion.")
     fusion: str = _setting("convex", "KB_FUSION", "How hybrid mode fuses dense and keyword results: convex or rrf.")
     dense_weight: float = _setting(0.7, "KB_DENSE_WEIGHT", "Weight of the dense score in convex fusion (0-1).")
