@@ -224,10 +224,11 @@ def _store(kb: KnowledgeBase, loaded: Iterable[Loaded], record: Notify,
             kb.files.put_many(originals)
             for outcome in kb.add_batch(batch, on_embed):
                 record(outcome)
-        except KbError as exc:
+        except (KbError, OSError) as exc:  # the batch fails (a full disk, a database gone); the rest goes on
+            reason = str(exc) if isinstance(exc, KbError) else f"cannot store the batch: {exc.strerror or exc}"
             for item in batch:
                 doc = item.doc if isinstance(item, Prepared) else item
-                record(ItemOutcome(doc.label or doc.source, "failed", str(exc)))
+                record(ItemOutcome(doc.label or doc.source, "failed", reason))
         batch.clear()
         originals.clear()
         chars = size = 0

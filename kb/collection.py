@@ -325,7 +325,7 @@ class KnowledgeBase:
                         original_name=doc.original_name, stored_path=doc.stored_path,
                         signature=sig.tobytes() if sig is not None else None, dup_of=dup_of, dup_score=dup_score,
                         source_sha=doc.source_sha)
-                if bands:
+                if bands or old is not None:  # a replaced document's old bands no longer count
                     batch_bands[doc_id] = (set(bands), sig)
                 pending.append((doc_id, chunks, hashes, meta.title))
                 outcomes.append(ItemOutcome(doc.label or doc.original_name or doc.source,
@@ -376,10 +376,13 @@ class KnowledgeBase:
         signature nearly repeats, with the similarity."""
         if sig is None:
             return None, None
+        also = also or {}
+        # a document replaced earlier in this batch is compared by its new text (in `also`), not
+        # by the bands it had when `members` was read
         found = {doc_id: np.frombuffer(blob, dtype=np.uint64)
-                 for band in bands for doc_id, blob in members.get(band, ())}
+                 for band in bands for doc_id, blob in members.get(band, ()) if doc_id not in also}
         wanted = set(bands)
-        found.update((doc_id, other) for doc_id, (their, other) in (also or {}).items() if their & wanted)
+        found.update((doc_id, other) for doc_id, (their, other) in also.items() if their & wanted)
         best, best_score = None, 0.0
         for doc_id, other in sorted(found.items()):
             score = dedup.similarity(sig, other)

@@ -121,6 +121,16 @@ def test_near_duplicate_documents_are_recorded_and_folded(fake_kb):
     assert hits[0].also_in and hits[0].also_in[0]["title"] in ("Outlet one", "Outlet two")
 
 
+def test_a_document_replaced_in_a_batch_counts_by_its_new_text_for_the_rest_of_it(fake_kb):
+    text = [f"The programme gives each area up to five hundred thousand pounds, sentence {i}." for i in range(12)]
+    other = [f"Walking groups in Leeds met every Tuesday morning, note {i}." for i in range(12)]
+    first = add(fake_kb, new_doc("x", text))[0]
+    out = add(fake_kb, new_doc("x", other), new_doc("y", text))  # x changes; y holds x's old text
+    assert [o.status for o in out] == ["updated", "added"]
+    assert fake_kb.store.get(out[1].doc_id).dup_of is None, "compared with text x no longer holds"
+    assert out[0].doc_id == first.doc_id
+
+
 def test_index_repaired_on_open_after_a_crash_between_store_and_index(tmp_path):
     settings = Settings(data_dir=tmp_path / "d", model="fake")
     kb = KnowledgeBase.open(settings, FakeEmbedder())

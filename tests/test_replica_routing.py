@@ -8,7 +8,9 @@ which makes every routing decision visible; tests/test_scaleout.py runs a real s
 
 from __future__ import annotations
 
+import itertools
 import re
+import time
 
 import pytest
 
@@ -42,27 +44,58 @@ def _hits(client, query: str) -> list[str]:
     return [hit["title"] for hit in response.get_json()["hits"]]
 
 
+@pytest.fixture(scope="module")
+def replicated():
+    """A primary made for replication and a streaming replica of it (tests/support/postgres.py)."""
+    from support.postgres import PostgresReplica, PostgresServer, PostgresUnavailable
+
+    try:
+        primary = PostgresServer(replication=True)
+    except PostgresUnavailable as error:
+        pytest.skip(f"no PostgreSQL binaries: {error}")
+    with primary, PostgresReplica(primary, "routing") as replica:
+        yield primary, replica
+
+
 @pytest.fixture
-def primary_and_copy(tmp_path, model, kb_database, postgres_server):
-    """A primary holding one document and a curator, and a copy of it taken then (the lagging
-    "replica"); afterwards the primary gains a second document the copy never sees."""
-    kb = _kb(tmp_path, model, kb_database)
+def lagging(tmp_path, model, replicated):
+    """A primary holding one document and a curator, streamed to a replica that then stops
+    replaying: the primary's second document never reaches it."""
+    primary, replica = replicated
+    name = f"kb{next(_databases)}"
+    url = primary.create_database(name)
+    kb = _kb(tmp_path, model, url)
     ingest_paths(kb, [_write(tmp_path / "docs", "old.md", "# Allotments in Croydon\n\nResidents grow vegetables.\n")])
     Accounts(kb.store).add("cur", "curator", PASSWORD)
     kb.close()
-    name = kb_database.rsplit("/", 1)[1]
-    copy = postgres_server.create_database(f"{name[:50]}_copy", template=name)
-    kb = _kb(tmp_path, model, kb_database, copy)
+    _wait_replayed(primary, replica)
+    replica.execute("postgres", "SELECT pg_wal_replay_pause()")
+    kb = _kb(tmp_path, model, url, replica.url_for(name))
     ingest_paths(kb, [_write(tmp_path / "docs", "new.md", "# Octopus gardens in Plymouth\n\nA new garden.\n")])
     yield kb
     kb.close()
-    postgres_server.drop_database(copy.rsplit("/", 1)[1])
+    replica.execute("postgres", "SELECT pg_wal_replay_resume()")
 
 
-def test_pages_read_the_replica_and_a_writer_reads_the_primary_until_the_replica_has_it(primary_and_copy):
+_databases = itertools.count(1)
+
+
+def _wait_replayed(primary, replica, timeout: float = 30.0) -> None:
+    import psycopg
+
+    with psycopg.connect(primary.url, autocommit=True) as conn:
+        (position,) = conn.execute("SELECT pg_current_wal_lsn()").fetchone()
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(replica.url, autocommit=True) as conn:
+        while not conn.execute("SELECT pg_last_wal_replay_lsn() >= %s", [position]).fetchone()[0]:
+            assert time.monotonic() < deadline, "the replica did not catch up"
+            time.sleep(0.05)
+
+
+def test_pages_read_the_replica_and_a_writer_reads_the_primary_until_the_replica_has_it(lagging):
     from web import create_app
 
-    app = create_app(primary_and_copy.settings, {"TESTING": True, "START_WORKER": False}, kb=primary_and_copy)
+    app = create_app(lagging.settings, {"TESTING": True, "START_WORKER": False}, kb=lagging)
     visitor = app.test_client()
     assert _hits(visitor, "allotments") == ["Allotments in Croydon"]
     assert _hits(visitor, "octopus") == []  # a visitor's search reads the replica, which lacks it
@@ -78,9 +111,25 @@ def test_pages_read_the_replica_and_a_writer_reads_the_primary_until_the_replica
 
     health = curator.get("/healthz").get_json()
     assert health["status"] == "ok" and health["database"] == {"reachable": True, "writable": True}
-    assert health["replica"] == {"reachable": True, "lag_seconds": None}  # a copy, not in recovery
+    assert health["replica"]["reachable"] and health["replica"]["lag_bytes"] > 0
     anonymous = visitor.get("/healthz").get_json()
     assert anonymous["node"] and "replica" not in anonymous and anonymous["documents"] == 1  # the replica's count
+
+
+def test_a_replica_that_stops_keeping_up_serves_no_reads(lagging, monkeypatch):
+    import kb.storage.database as database
+
+    from web import create_app
+
+    monkeypatch.setattr(database, "REPLICA_MAX_LAG_SECONDS", 0.3)
+    monkeypatch.setattr(database, "REPLICA_RETRY_SECONDS", 0.1)
+    app = create_app(lagging.settings, {"TESTING": True, "START_WORKER": False}, kb=lagging)
+    visitor = app.test_client()
+    deadline = time.monotonic() + 10
+    while _hits(visitor, "octopus") == []:  # the replica's replay is paused: it falls behind for good
+        assert time.monotonic() < deadline, "reads stayed on a replica that stopped replaying"
+        time.sleep(0.1)
+    assert not lagging.store.db.replica_usable()
 
 
 def test_a_url_naming_several_hosts_reaches_the_one_that_takes_writes(tmp_path, model, kb_database):

@@ -98,6 +98,10 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
                 session.pop("kb_wal")
         db.read_from_replica(fresh)
 
+    @app.teardown_request
+    def back_to_the_primary(_exc):
+        db.read_from_replica(False)  # this thread's next work (not a request, maybe) reads the primary
+
     @app.after_request
     def remember_write(response):
         if db.replica is not None and db.take_write():

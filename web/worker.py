@@ -8,7 +8,7 @@ import time
 
 from ingest.upload import run_upload
 from kb.collection import KnowledgeBase
-from kb.errors import Busy, DatabaseUnavailable, KbError
+from kb.errors import Busy, DatabaseUnavailable
 from kb.jobs import Job, Jobs
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class Worker:
             try:
                 self.jobs.requeue_stale()  # jobs of a worker that stopped beating (crashed, machine gone)
                 job = self.jobs.claim_next()
-            except KbError as exc:  # the database is down or failing over: the worker waits it out
+            except Exception as exc:  # the database is down, failing over, or busy: the worker waits it out
                 log.warning("cannot take jobs just now: %s", exc)
                 job = None
             if job is None:
@@ -85,7 +85,7 @@ class Worker:
                 self.jobs.requeue(job_id)
             else:
                 self.jobs.update(job_id, status="failed", progress=100, message=message)
-        except KbError as exc:
+        except Exception as exc:
             log.warning("job %s left to its lease: %s", job_id, exc)
             if not self._stop.is_set():
                 self._wake.wait(1.0)  # not straight back at a database that is down

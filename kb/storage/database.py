@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+from collections import deque
 import sqlite3
 import threading
 import time
@@ -46,7 +47,8 @@ _REPLICA_READS: contextvars.ContextVar[bool] = contextvars.ContextVar("kb_replic
 # PostgreSQL error classes that mean "no usable server here", not "this statement is wrong":
 # connection exceptions, a server shutting down or starting, a standby refusing a write
 UNAVAILABLE_STATES = ("08", "57P", "25006")
-REPLICA_RETRY_SECONDS = 5.0  # a replica that could not be reached is left alone this long (reads go to the primary)
+REPLICA_RETRY_SECONDS = 5.0  # how often the replica's state is checked (meanwhile the last answer stands)
+REPLICA_MAX_LAG_SECONDS = 10.0  # a replica that has not replayed what the primary wrote this long ago serves no reads
 CONNECT_TIMEOUT = 5  # seconds libpq waits for a host before the next (unless the URL says)
 
 
@@ -61,7 +63,10 @@ class Database:
         self.engine = engine
         self.replica = replica  # PostgreSQL: a streaming replica that web requests read from
         self.where = where  # the server, password hidden, for messages
-        self._replica_down_until = 0.0
+        self._replica_lock = threading.Lock()
+        self._replica_checked = float("-inf")  # when the replica's state was last checked (monotonic)
+        self._replica_usable = False
+        self._positions: deque[tuple[float, int]] = deque()  # (when, the primary's WAL position then)
         self._local = threading.local()  # the write transaction this thread is in, and its sqlite3 connection
         self._raw: list[sqlite3.Connection] = []  # every thread's, closed with the database
         self._raw_lock = threading.Lock()
@@ -111,13 +116,50 @@ class Database:
             yield conn
 
     def _read_connection(self) -> Connection:
-        """The replica's, where this context reads from it and it answers; else the primary's."""
-        if self.replica is not None and _REPLICA_READS.get() and time.monotonic() >= self._replica_down_until:
+        """The replica's, where this context reads from it and it is usable; else the primary's."""
+        if self.replica is not None and _REPLICA_READS.get() and self.replica_usable():
             try:
                 return self.replica.connect()
             except DBAPIError:
-                self._replica_down_until = time.monotonic() + REPLICA_RETRY_SECONDS
+                with self._replica_lock:
+                    self._replica_usable, self._replica_checked = False, time.monotonic()
         return self.engine.connect()
+
+    def replica_usable(self) -> bool:
+        """Whether reads may go to the replica: it answers, is still a replica, and has replayed
+        what the primary had written REPLICA_MAX_LAG_SECONDS ago (a stalled one would show old
+        sessions and documents for ever). Checked every REPLICA_RETRY_SECONDS; while the primary
+        is down, a replica is what there is to read."""
+        now = time.monotonic()
+        with self._replica_lock:
+            if now < self._replica_checked + REPLICA_RETRY_SECONDS:
+                return self._replica_usable
+            self._replica_checked = now  # one thread checks; the others keep the last answer meanwhile
+        usable = self._check_replica(now)
+        with self._replica_lock:
+            self._replica_usable = usable
+        return usable
+
+    def _check_replica(self, now: float) -> bool:
+        try:
+            with self.replica.connect() as conn:
+                replayed = conn.execute(text(
+                    "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text END")).scalar()
+        except DBAPIError:
+            return False
+        if replayed is None:
+            return False  # promoted, or never a replica
+        try:
+            with self.engine.connect() as conn:
+                written = _lsn(conn.execute(text("SELECT pg_current_wal_lsn()::text")).scalar())
+        except DBAPIError:
+            return True
+        with self._replica_lock:
+            self._positions.append((now, written))
+            while len(self._positions) > 1 and self._positions[1][0] <= now - REPLICA_MAX_LAG_SECONDS:
+                self._positions.popleft()
+            when, then = self._positions[0]
+        return when > now - REPLICA_MAX_LAG_SECONDS or _lsn(replayed) >= then  # too soon to tell, or caught up
 
     def read_from_replica(self, on: bool) -> None:
         """From now on in the current context, reads outside a write transaction go to the replica
@@ -162,15 +204,15 @@ class Database:
         except DBAPIError:
             pass
         if replica and self.replica is not None:
-            out["replica"] = {"reachable": False, "lag_seconds": None}
+            out["replica"] = {"reachable": False, "lag_bytes": None, "serving_reads": self.replica_usable()}
             try:
                 with self.replica.connect() as conn:
-                    out["replica"]["lag_seconds"] = conn.execute(text(
-                        "SELECT CASE WHEN NOT pg_is_in_recovery() THEN NULL "
-                        "WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
-                        "ELSE round(extract(epoch FROM now() - pg_last_xact_replay_timestamp())::numeric, 3) END")).scalar()
-                    out["replica"]["reachable"] = True
-            except DBAPIError:
+                    replayed = conn.execute(text(
+                        "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text END")).scalar()
+                out["replica"]["reachable"] = True
+                if replayed is not None and out["reachable"]:
+                    out["replica"]["lag_bytes"] = max(0, _lsn(self.primary_position()) - _lsn(replayed))
+            except (DBAPIError, DatabaseUnavailable):
                 pass
         return out
 
@@ -239,7 +281,7 @@ class Database:
     def advisory_lock(self, key: int, wait: float) -> Iterator[None]:
         """PostgreSQL: hold a session-level advisory lock (one writer across every node), waiting up
         to `wait` seconds for it; Busy when another session keeps it."""
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        with self._unavailable_as_error(), self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             deadline = time.monotonic() + wait
             while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
                 if time.monotonic() >= deadline:
@@ -248,7 +290,10 @@ class Database:
             try:
                 yield
             finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                try:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                except DBAPIError:
+                    pass  # the session is gone, and its lock with it; the error that ended the work stands
 
     def counter(self, key: str, conn: Connection | None = None) -> int | None:
         """A number kept in the `meta` table (None when it was never set)."""
@@ -335,7 +380,14 @@ def shown(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def _lsn(position: str) -> int:
+    """A WAL position as PostgreSQL writes it ("16/B374D848") as a number of bytes."""
+    high, _, low = position.partition("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
 def _unavailable(exc: DBAPIError) -> bool:
+    """Whether a database error means no usable server (so: 503, try again), not a bad statement."""
     if exc.connection_invalidated:
         return True
     state = getattr(exc.orig, "sqlstate", None)
