@@ -334,6 +334,10 @@ def cmd_user(settings: Settings, args) -> int:
         return 0
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
+    elif not sys.stdin.isatty():
+        print("error: no terminal to ask for the password on: give it with --password-stdin "
+              "(echo \"$PASSWORD\" | kb user add NAME --role ROLE --password-stdin)", file=sys.stderr)
+        return 2
     else:
         import getpass
 

@@ -351,6 +351,9 @@ def test_user_cli(tmp_path, capsys, monkeypatch):
     assert "at least 10 characters" in capsys.readouterr().err
     assert main(["--data", str(tmp_path), "user", "remove", "maria"]) == 0
     assert main(["--data", str(tmp_path), "user", "remove", "maria"]) == 1
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # a script, no terminal to ask on
+    assert main(["--data", str(tmp_path), "user", "add", "carol", "--role", "curator"]) == 2
+    assert "--password-stdin" in capsys.readouterr().err
 
 
 def test_each_queued_job_is_claimed_by_one_process_only(tmp_path, database_url):
