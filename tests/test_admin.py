@@ -422,3 +422,34 @@ def test_a_job_that_meets_another_writer_goes_back_to_the_queue_and_runs(site, m
     jobs = finish(site)
     assert len(tries) == 2 and tries[0] == tries[1]  # the same job, taken again
     assert jobs[0].status == "done" and jobs[0].doc_id is not None
+
+
+def test_a_change_through_one_node_is_in_every_nodes_next_request(site, tmp_path, model, database_url):
+    """Two apps on one PostgreSQL database (two web nodes): an edit, a retirement, a restore and a
+    deletion made through node A show at once in searches and pages served by node B,
+    whose caches were warm."""
+    if not database_url:
+        pytest.skip("one web node per data folder with SQLite")
+    from web import create_app
+
+    settings = Settings(data_dir=tmp_path / "node-b", database_url=database_url, secret_key="a key every node shares")
+    node_b = create_app(settings, {"TESTING": True, "START_WORKER": False}, kb=KnowledgeBase.open(settings, model))
+    b = node_b.test_client()
+    query = "/api/search?q=vegetables+allotments&k=1"
+    doc_id = b.get(query).get_json()["hits"][0]["doc_id"]  # B's caches are warm now
+    curator = sign_in(site, "cur")  # on node A
+    form = {"csrf_token": token(curator, f"/admin/documents/{doc_id}"), "title": "Growing food together",
+            "site": "Newham", "doc_type": "profile", "tags": "food", "visibility": "public", "partnership": "",
+            "published": "2022-03-04"}
+    assert curator.post(f"/admin/documents/{doc_id}", data=form).status_code == 302
+    assert b.get(query).get_json()["hits"][0]["title"] == "Growing food together"
+    assert "Newham" in b.get("/?q=vegetables").get_data(as_text=True)  # facets from B's new view
+    t = token(curator, "/admin/documents")
+    curator.post(f"/admin/documents/{doc_id}/retire", data={"csrf_token": t})
+    assert b.get(query).get_json()["hits"] == [] and b.get(f"/doc/{doc_id}").status_code == 404
+    curator.post(f"/admin/documents/{doc_id}/restore", data={"csrf_token": t})
+    assert b.get(query).get_json()["hits"][0]["doc_id"] == doc_id
+    curator.post(f"/admin/documents/{doc_id}/delete", data={"csrf_token": t})
+    assert all(h["doc_id"] != doc_id for h in b.get(query).get_json()["hits"])
+    assert b.get(f"/doc/{doc_id}").status_code == 404
+    node_b.extensions["kb"].close()
