@@ -33,6 +33,12 @@ def kb_env(env: dict[str, str]) -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **env}
 
 
+def _interruptible() -> None:
+    """In the child, before kb starts: SIGINT stops it (Ctrl-C's KeyboardInterrupt), even when the
+    tests run in the background of a shell, whose children inherit SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_kb(args: list[str], env: dict[str, str], input: str | None = None, timeout: float = 300) -> str:
     """Run one `kb` command (`python -m cli ARGS`) to its end; its output, or an AssertionError with it."""
     result = subprocess.run([sys.executable, "-m", "cli", *map(str, args)], input=input, capture_output=True,
@@ -83,7 +89,8 @@ class KbNode:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                preexec_fn=_interruptible)
         return self.wait_ready() if wait else self
 
     def wait_ready(self) -> KbNode:
