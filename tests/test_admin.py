@@ -453,3 +453,26 @@ def test_a_change_through_one_node_is_in_every_nodes_next_request(site, tmp_path
     assert all(h["doc_id"] != doc_id for h in b.get(query).get_json()["hits"])
     assert b.get(f"/doc/{doc_id}").status_code == 404
     node_b.extensions["kb"].close()
+
+
+@pytest.mark.parametrize("back", ["https://evil.example/phish", "//evil.example/x", "/\\evil.example/x",
+                                  "javascript:alert(1)", "/admin/documents\r\nSet-Cookie: x=1"])
+def test_retire_and_sign_in_never_redirect_off_the_site(site, back):
+    client = sign_in(site, "cur")
+    doc = site.extensions["kb"].store.documents()[0]
+    t = token(client, "/admin/documents")
+    for action in ("retire", "restore"):
+        response = client.post(f"/admin/documents/{doc.id}/{action}", data={"csrf_token": t, "back": back})
+        assert response.status_code == 302 and response.headers["Location"] == "/admin/documents"
+    other = site.test_client()
+    response = other.post("/login", data={"name": "cur", "password": PASSWORD, "csrf_token": token(other),
+                                          "next": back})
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+
+
+def test_retire_goes_back_to_the_page_it_came_from(site):
+    client = sign_in(site, "cur")
+    doc = site.extensions["kb"].store.documents()[0]
+    response = client.post(f"/admin/documents/{doc.id}/retire",
+                           data={"csrf_token": token(client, "/admin/documents"), "back": "/admin/documents?sort=title"})
+    assert response.headers["Location"] == "/admin/documents?sort=title"

@@ -14,6 +14,7 @@ from kb.models import VISIBILITIES, Filters
 from kb.storage import SORTABLE
 
 from . import access
+from .params import local_path
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 MAX_UPLOAD_FILES = 20  # files in one upload form, each up to the size limit
@@ -173,7 +174,7 @@ def set_status(doc_id: int, action: str):
     _kb().set_status(doc_id, "retired" if action == "retire" else "active")
     _log(action, f"document {doc_id}")
     flash(f"Document {doc_id} {'retired: hidden from search, kept here' if action == 'retire' else 'restored'}.")
-    return redirect(request.form.get("back") or url_for("admin.documents"))
+    return redirect(local_path(request.form.get("back"), url_for("admin.documents")))
 
 
 @bp.post("/documents/<int:doc_id>/delete")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlparse
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 
@@ -10,16 +9,9 @@ from kb import audit
 from kb.errors import TooManyAttempts
 
 from . import access
+from .params import local_path
 
 bp = Blueprint("auth", __name__)
-
-
-def _safe_next(target: str | None) -> str:
-    """Only a path on this site: never an open redirect."""
-    parsed = urlparse(target or "")
-    if parsed.scheme or parsed.netloc or not (target or "").startswith("/") or target.startswith("//"):
-        return url_for("pages.search")
-    return target
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -44,7 +36,7 @@ def login():
                 access.csrf_token()
                 audit.record(store, user.name, "login", user.name)
                 flash(f"Signed in as {user.name} ({user.role}).")
-                return redirect(_safe_next(request.form.get("next")))
+                return redirect(local_path(request.form.get("next"), url_for("pages.search")))
     return render_template("login.html", error=error, next=request.values.get("next", "")), status
 
 

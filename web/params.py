@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from kb.errors import BadRequest
 from kb.models import Filters
@@ -69,3 +70,14 @@ def search_request(args, visibility: tuple[str, ...], default_k: int = 10, stric
         tag=[v for v in args.getlist("tag") if v], year=years,
         date_from=dates["from"], date_to=dates["to"], visibility=visibility)
     return SearchRequest(q=normalize(args.get("q") or ""), k=k, mode=mode, page=page, filters=filters)
+
+
+def local_path(target: str | None, default: str) -> str:
+    """`target` if it is a path on this site, else `default`: never an open redirect. Browsers
+    read a backslash as a slash, so "/\\evil.example" is refused as "//evil.example" is."""
+    target = target or ""
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target[1:2] in ("/", "\\") \
+            or any(ch in target for ch in "\\\r\n\t"):
+        return default
+    return target
