@@ -476,3 +476,18 @@ def test_retire_goes_back_to_the_page_it_came_from(site):
     response = client.post(f"/admin/documents/{doc.id}/retire",
                            data={"csrf_token": token(client, "/admin/documents"), "back": "/admin/documents?sort=title"})
     assert response.headers["Location"] == "/admin/documents?sort=title"
+
+
+def test_the_edit_form_refuses_a_title_longer_than_its_limit_but_keeps_a_long_ingested_one(site):
+    client = sign_in(site, "cur")
+    kb = site.extensions["kb"]
+    doc = kb.store.documents()[0]
+    form = {"csrf_token": token(client, f"/admin/documents/{doc.id}"), "title": "x" * 100_000, "visibility": "public"}
+    response = client.post(f"/admin/documents/{doc.id}", data=form)
+    assert response.status_code == 400 and "at most 300" in response.get_data(as_text=True)
+    assert kb.store.get(doc.id).title == doc.title
+    long_title = ("A long title " * 30).strip()  # as a file's own title may be
+    kb.update(doc.id, {"title": long_title})
+    form.update(title=long_title, site="Newham")  # the form sends it back unchanged
+    assert client.post(f"/admin/documents/{doc.id}", data=form).status_code == 302
+    assert kb.store.get(doc.id).site == "Newham"

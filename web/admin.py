@@ -40,8 +40,17 @@ def _log(action: str, target="", detail: str = "") -> None:
     audit.record(_kb().store, access.actor(), action, target, detail)
 
 
-def _form_meta() -> dict:
+FIELD_LIMITS = {"title": 300, "site": 100, "partnership": 200, "tags": 1000}  # as the form's maxlength says
+
+
+def _form_meta(current=None) -> dict:
+    """The metadata fields of a curator's form, checked here (an HTML maxlength binds nobody); a
+    value the document `current` already has (an ingested file's long title) passes unchanged."""
     meta = {k: (request.form.get(k) or "").strip() for k in META_FIELDS}
+    for field, limit in FIELD_LIMITS.items():
+        now = getattr(current, field, None) if current is not None else None
+        if len(meta[field]) > limit and meta[field] != ("; ".join(now) if field == "tags" and now else now):
+            raise BadRequest(f"the {field} is {len(meta[field]):,} characters long; at most {limit} can be saved")
     meta["tags"] = [t.strip() for t in meta["tags"].replace(",", ";").split(";") if t.strip()]
     if meta["visibility"] and meta["visibility"] not in VISIBILITIES:
         raise BadRequest("visibility must be public, partners or curators")
@@ -145,7 +154,7 @@ def edit(doc_id: int):
     kb = _kb()
     doc = kb.store.get(doc_id)
     if request.method == "POST":
-        new = _form_meta()
+        new = _form_meta(doc)
         changes = {}
         for key in META_FIELDS:
             value = new.get(key, [] if key == "tags" else None)
