@@ -87,6 +87,43 @@ def test_retired_documents_are_hidden_and_restorable(fake_kb):
     assert Searcher(fake_kb).search("zebra", mode="keyword").hits
 
 
+PUBLIC, PARTNER = Filters(visibility=("public",)), Filters(visibility=("public", "partners"))
+
+
+def keyword_scores(kb, query: str, filters: Filters) -> list[tuple[str, float]]:
+    return [(h.source, h.score) for h in Searcher(kb).search(query, k=10, filters=filters, mode="keyword").hits]
+
+
+def test_keyword_scores_count_only_what_the_reader_may_see(fake_kb):
+    """BM25's statistics would otherwise tell a visitor that a hidden document holds a word: their
+    scores moved 4.4% when a curators-only upload containing "octopus" arrived (issue 17)."""
+    fillers = [new_doc(f"f{n}", [f"walking group {n} shares what it learnt about {word}"])
+               for n, word in enumerate(("housing", "food", "money", "loneliness", "transport", "gardens") * 3)]
+    add(fake_kb, new_doc("p1", ["the octopus garden project meets on tuesdays"]),
+        new_doc("p2", ["an octopus of partners: octopus arms reach every ward and the garden"]), *fillers)
+    public = {q: keyword_scores(fake_kb, q, PUBLIC) for q in ("octopus", "octopus garden", "garden")}
+    partner = {q: keyword_scores(fake_kb, q, PARTNER) for q in public}
+    hidden = add(fake_kb, new_doc("h1", ["octopus octopus notes from the curators", "more garden octopus"],
+                                  visibility="curators"),
+                 new_doc("h2", ["an octopus for partners only"], visibility="partners"),
+                 new_doc("h3", ["retired octopus garden notes"]))
+    fake_kb.set_status(hidden[2].doc_id, "retired")
+    assert {q: keyword_scores(fake_kb, q, PUBLIC) for q in public} == public  # scores and order, exactly
+    assert keyword_scores(fake_kb, "octopus", PARTNER) != partner["octopus"]  # partners count theirs
+    assert keyword_scores(fake_kb, "octopus", Filters())[0][0] == "h1"  # curators see everything
+    # a document that becomes public counts for visitors from then on, and stops when hidden again
+    fake_kb.update(hidden[0].doc_id, {"visibility": "public"})
+    assert keyword_scores(fake_kb, "octopus", PUBLIC)[0][0] == "h1"
+    fake_kb.update(hidden[0].doc_id, {"visibility": "curators", "title": "Curators' octopus notes"})
+    fake_kb.set_status(hidden[2].doc_id, "active")
+    fake_kb.set_status(hidden[2].doc_id, "retired")
+    assert {q: keyword_scores(fake_kb, q, PUBLIC) for q in public} == public
+    fake_kb.remove(hidden[0].doc_id)
+    fake_kb.remove(hidden[1].doc_id)
+    assert {q: keyword_scores(fake_kb, q, PARTNER) for q in public} == partner
+    assert in_step(fake_kb)
+
+
 def test_metadata_edit_takes_effect_without_reembedding(fake_kb):
     out = add(fake_kb, new_doc("a", ["grant passage"], site="Leeds"))
     embedded = fake_kb.store.count("embeddings")

@@ -35,6 +35,7 @@ from kb.collection import KnowledgeBase
 from kb.errors import Busy
 from kb.index import VectorIndex
 from kb.settings import Settings
+from kb.storage.keyword import LEVEL
 from support.db import rows as sql_rows
 
 pytestmark = pytest.mark.model
@@ -331,13 +332,20 @@ def pg_checks(store) -> None:
                            "(SELECT 1 FROM chunk_vectors v WHERE v.chunk_id = c.id)") == [(0,)]
     assert sql_rows(store, "SELECT count(*) FROM documents d WHERE d.stored_path IS NOT NULL AND NOT EXISTS "
                            "(SELECT 1 FROM files f WHERE f.path = d.stored_path)") == [(0,)]
-    assert sql_rows(store, "SELECT count(*) FROM (SELECT lexeme, count(*) AS n FROM chunk_search, "
-                           "unnest(tsvector_to_array(terms)) AS lexeme GROUP BY lexeme) AS fresh FULL JOIN "
-                           "(SELECT term, df FROM term_stats WHERE df > 0) AS kept ON kept.term = fresh.lexeme "
+    assert sql_rows(store, f"SELECT count(*) FROM chunk_search s JOIN chunks c ON c.id = s.chunk_id "
+                           f"JOIN documents d ON d.id = c.doc_id WHERE s.level <> {LEVEL}") == [(0,)]
+    assert sql_rows(store, "SELECT count(*) FROM (SELECT lexeme, level, count(*) AS n FROM chunk_search, "
+                           "unnest(tsvector_to_array(terms)) AS lexeme GROUP BY lexeme, level) AS fresh FULL JOIN "
+                           "(SELECT term, level, df FROM term_stats WHERE df > 0) AS kept "
+                           "ON kept.term = fresh.lexeme AND kept.level = fresh.level "
                            "WHERE kept.df IS DISTINCT FROM fresh.n") == [(0,)]
-    kept = dict(sql_rows(store, "SELECT key, value FROM meta WHERE key IN ('keyword_chunks', 'keyword_length')"))
-    (chunks, length), = sql_rows(store, "SELECT count(*), coalesce(sum(length), 0) FROM chunk_search")
-    assert (int(kept.get("keyword_chunks", 0)), int(kept.get("keyword_length", 0))) == (chunks, length)
+    kept = dict(sql_rows(store, "SELECT key, value FROM meta WHERE key LIKE 'keyword_chunks_%' "
+                                "OR key LIKE 'keyword_length_%'"))
+    for level, chunks, length in sql_rows(store, "SELECT n, count(s.chunk_id), coalesce(sum(s.length), 0) "
+                                                 "FROM generate_series(0, 2) AS n LEFT JOIN chunk_search s ON s.level = n "
+                                                 "GROUP BY n"):
+        assert (int(kept.get(f"keyword_chunks_{level}", 0)), int(kept.get(f"keyword_length_{level}", 0))) == \
+            (chunks, length)
 
 
 @pytest.fixture(scope="module")

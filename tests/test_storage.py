@@ -174,4 +174,34 @@ def test_a_postgresql_collection_from_before_the_postings_is_upgraded_in_place(t
     kept, fresh = _postings(SimpleNamespace(store=store))
     assert kept == fresh and {i for *_, i in kept} == {1, 2}
     assert [i for i, _ in store.keyword_search(["walking"], Filters(), 5)] == [1, 2]
+    with store.db.read() as conn:  # 0004: both public, so both counted at level 0
+        assert conn.execute(text("SELECT df FROM term_stats WHERE term = 'walk' ORDER BY level")).scalars().all() == [2]
+        assert dict(conn.execute(text("SELECT key, value FROM meta WHERE key LIKE 'keyword_chunks_%'")).all()) == \
+            {"keyword_chunks_0": "2", "keyword_chunks_1": "0", "keyword_chunks_2": "0"}
     store.close()
+
+
+def test_a_sqlite_collection_from_before_the_reader_indexes_is_upgraded_in_place(tmp_path):
+    """A data folder at revision 0003 (one FTS5 index for every reader): opening it builds the
+    visitors' and partners' indexes from what it holds, and each reader's scores come out as in a
+    collection made afresh."""
+    import sqlite3
+
+    from test_collection import PARTNER, PUBLIC
+
+    settings = Settings(data_dir=tmp_path / "data", model="fake")
+    kb = KnowledgeBase.open(settings, FakeEmbedder())
+    out = add(kb, *[new_doc(f"d{n}", text, visibility=("public", "partners", "curators")[n % 3])
+                    for n, text in enumerate(PASSAGES * 3)])
+    kb.set_status(out[0].doc_id, "retired")
+    want = [kb.store.keyword_search(["garden", "walking"], f, 10) for f in (PUBLIC, PARTNER, Filters())]
+    kb.close()
+    with sqlite3.connect(settings.data_dir / "kb.sqlite3") as raw:
+        raw.executescript("DROP TABLE chunks_fts_public; DROP TABLE chunks_fts_partners; DROP TABLE keyword_levels; "
+                          "UPDATE alembic_version SET version_num = '0003';")
+    kb = KnowledgeBase.open(settings, FakeEmbedder())
+    with kb.store.db.read() as conn:
+        assert current(conn) == HEAD
+    assert [kb.store.keyword_search(["garden", "walking"], f, 10) for f in (PUBLIC, PARTNER, Filters())] == want
+    assert want[0] != want[1] != want[2]
+    kb.close()

@@ -42,7 +42,9 @@ def copy_rows(source: Store, target: Store, replace: bool = False) -> dict[str, 
             out.execute(text("DELETE FROM chunk_vectors"))
             out.execute(text("DELETE FROM files"))
         else:
-            out.execute(text("DELETE FROM chunks_fts"))
+            for fts in keyword.READER_INDEXES:
+                out.execute(text(f"DELETE FROM {fts}"))
+            out.execute(text("DELETE FROM keyword_levels"))
         for table in TABLES:
             counts[table.name] = _copy_table(source, out, table)
         out.execute(meta.delete().where(meta.c.key.in_(keyword.STATS)))  # counted below

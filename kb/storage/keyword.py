@@ -6,10 +6,20 @@ computed in SQL (`kb_score`, Alembic revision 0003) with FTS5's k1, b and column
 statistics kept here as chunks come and go: ts_rank_cd lost 0.045-0.075 nDCG@10 against it
 (docs/scale-out.md). Impact-ordered postings (`term_postings`) let a search stop early (see
 search_postgres). Filters, visibility included, are applied inside both.
+
+BM25's statistics (how many chunks hold a word, their average length) count only what the reader
+may see, or a visitor's scores would move when a hidden document holding a word arrives and tell
+them it exists. Each chunk has a keyword level, the least reader that may see it: 0 an active
+public document's, 1 an active partners-only one's, 2 any other (curators-only or retired).
+SQLite keeps an FTS5 index per reader (`chunks_fts_public` holds level 0, `chunks_fts_partners`
+levels 0-1, both contentless; `chunks_fts` every chunk, with its text) and the levels in
+`keyword_levels`; PostgreSQL keeps each level's document frequencies and totals apart and adds up
+those at or below the reader's. A document whose visibility or status changes moves (`relevel`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Iterable
 
@@ -22,10 +32,21 @@ from .database import Database
 from .filters import conditions
 from .schema import chunk_search, chunks, documents, meta, term_stats
 
-BM25 = "bm25(chunks_fts, 1.0, 0.6, 0.8)"  # column weights: text, title, headings
 KEYWORD_HEAD = 4  # keyword search ranks limit × this many matches before filtering them
-FTS = table("chunks_fts", column("rowid"))  # FTS5's virtual table, made by the SQLite migrations
-KEYWORD_HEAD_SQL = (f"SELECT rowid, {BM25} AS rank FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?")
+READER_INDEXES = ("chunks_fts_public", "chunks_fts_partners", "chunks_fts")  # SQLite: each reader level's
+LEVEL = ("CASE WHEN d.status <> 'active' THEN 2 WHEN d.visibility = 'public' THEN 0 "
+         "WHEN d.visibility = 'partners' THEN 1 ELSE 2 END")  # a chunk's keyword level, from its document `d`
+
+
+def reader_level(visibility: Iterable[str]) -> int:
+    """The keyword level of a reader who may see these visibilities: their statistics count the
+    chunks at or below it."""
+    seen = set(visibility)
+    return 0 if seen <= {"public"} else 1 if seen <= {"public", "partners"} else 2
+
+
+def _bm25(fts: str) -> str:
+    return f"bm25({fts}, 1.0, 0.6, 0.8)"  # column weights: text, title, headings
 
 
 def search_sqlite(db: Database, words: list[str], filters: Filters, limit: int,
@@ -36,8 +57,10 @@ def search_sqlite(db: Database, words: list[str], filters: Filters, limit: int,
     pass (a narrow filter), the full filtered query runs; either way the result is the same."""
     match = " OR ".join(f'"{w}"' for w in words)  # quoted tokens: FTS5 syntax in a query is plain words
     wanted = KEYWORD_HEAD * limit
+    fts = READER_INDEXES[reader_level(filters.visibility)]
     with db.sqlite_read() as raw:  # FTS5's own SQL, on sqlite3 itself (see Database.sqlite_read)
-        head = raw.execute(KEYWORD_HEAD_SQL, (match, wanted)).fetchall()
+        head = raw.execute(f"SELECT rowid, {_bm25(fts)} AS rank FROM {fts} WHERE {fts} MATCH ? "
+                           "ORDER BY rank LIMIT ?", (match, wanted)).fetchall()
     ids = np.fromiter((r[0] for r in head), dtype=np.int64, count=len(head))
     if admitted is not None:
         at = np.searchsorted(admitted, ids).clip(max=max(len(admitted) - 1, 0))
@@ -52,10 +75,11 @@ def search_sqlite(db: Database, words: list[str], filters: Filters, limit: int,
     kept = [(int(i), -float(rank)) for i, rank in head if i in passed][:limit]
     if len(kept) == limit or len(head) < wanted:
         return kept
-    query = (select(FTS.c.rowid, literal_column(BM25).label("rank"))
-             .select_from(FTS.join(chunks, chunks.c.id == FTS.c.rowid)
+    index = table(fts, column("rowid"))
+    query = (select(index.c.rowid, literal_column(_bm25(fts)).label("rank"))
+             .select_from(index.join(chunks, chunks.c.id == index.c.rowid)
                           .join(documents, documents.c.id == chunks.c.doc_id))
-             .where(text("chunks_fts MATCH :m"), conditions(filters, dialect="sqlite"))
+             .where(text(f"{fts} MATCH :m"), conditions(filters, dialect="sqlite"))
              .order_by(text("rank")).limit(limit))
     with db.read() as conn:
         rows = conn.execute(query, {"m": match}).all()
@@ -76,12 +100,15 @@ def search_postgres(db: Database, words: list[str], filters: Filters, limit: int
     and scores come from one snapshot, so a write committed meanwhile cannot void the bounds."""
     if limit <= 0:
         return []
+    level = reader_level(filters.visibility)
     with db.read(snapshot=True) as conn:
         stats = dict(conn.execute(select(meta.c.key, meta.c.value).where(meta.c.key.in_(STATS))).all())
-        chunks_n, length = int(stats.get("keyword_chunks", 0)), int(stats.get("keyword_length", 0))
-        found = conn.execute(select(term_stats.c.term, term_stats.c.df).where(
-            term_stats.c.df > 0,
-            term_stats.c.term == func.any(func.tsvector_to_array(func.to_tsvector("english", " ".join(words)))))).all()
+        chunks_n, length = _totals(stats, level)
+        df = func.sum(term_stats.c.df)
+        found = conn.execute(select(term_stats.c.term, df).where(
+            term_stats.c.level <= level,
+            term_stats.c.term == func.any(func.tsvector_to_array(func.to_tsvector("english", " ".join(words)))))
+            .group_by(term_stats.c.term).having(df > 0)).all()
         if not found or not chunks_n:
             return []
         lexemes = [t for t, _ in found]
@@ -138,7 +165,14 @@ def _bounds(read: np.ndarray, idf: np.ndarray, depth: int) -> tuple[np.ndarray, 
     return ids[order], np.append(upper, float(idf @ last))
 
 
-STATS = ("keyword_chunks", "keyword_length", "keyword_ref_avgdl")
+LEVELS = range(3)
+STATS = (*(f"keyword_{what}_{n}" for what in ("chunks", "length") for n in LEVELS), "keyword_ref_avgdl")
+
+
+def _totals(stats: dict, level: int) -> tuple[int, int]:
+    """PostgreSQL: the chunks and tokens a reader at `level` is counted over."""
+    return (sum(int(stats.get(f"keyword_chunks_{n}", 0)) for n in LEVELS if n <= level),
+            sum(int(stats.get(f"keyword_length_{n}", 0)) for n in LEVELS if n <= level))
 POSTINGS_DEPTH = 4  # postings read per query word, times the results wanted
 ROUND = 4  # chunks scored exactly per round, times the results wanted
 ROUNDS = 3  # rounds before an exact search scores every match instead
@@ -157,38 +191,48 @@ PG_TERMS = ("setweight(to_tsvector('english', {text}), 'A') || setweight(to_tsve
 
 
 def add(conn: Connection, rows: Iterable[tuple[int, str, str, str]]) -> None:
+    """Index new chunks, given as (chunk id, text, document title, heading path), at the keyword
+    level their (already stored) document gives them."""
     rows = [{"id": i, "text": t, "title": title, "heading": h} for i, t, title, h in rows]
     if not rows:
         return
+    ids = [r["id"] for r in rows]
     if conn.dialect.name == "postgresql":  # the rows as four arrays in one statement
         terms = PG_TERMS.format(text="r.text", heading="r.heading", title="r.title")
-        conn.execute(text(f"INSERT INTO chunk_search (chunk_id, terms, length, lexemes, tfs) "
-                          f"SELECT r.id, t, {PG_LENGTH.format(v='t')}, a.lexemes, a.tfs "
+        conn.execute(text(f"INSERT INTO chunk_search (chunk_id, terms, length, lexemes, tfs, level) "
+                          f"SELECT r.id, t, {PG_LENGTH.format(v='t')}, a.lexemes, a.tfs, "
+                          f"(SELECT {LEVEL} FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id = r.id) "
                           "FROM unnest(CAST(:id AS integer[]), CAST(:text AS text[]), CAST(:title AS text[]), "
                           "CAST(:heading AS text[])) AS r(id, text, title, heading), "
                           f"LATERAL (SELECT {terms}) AS x(t), LATERAL ({PG_ARRAYS.format(v='t')}) AS a(lexemes, tfs)"),
                      {name: [r[name] for r in rows] for name in ("id", "text", "title", "heading")})
-        _term_stats(conn, [r["id"] for r in rows], +1)
-        _postings(conn, [r["id"] for r in rows], +1)
+        _term_stats(conn, ids, +1)
+        _postings(conn, ids, +1)
     else:
         conn.execute(text("INSERT INTO chunks_fts (rowid, text, title, heading) VALUES (:id, :text, :title, :heading)"),
                      rows)
+        conn.execute(text(f"INSERT INTO keyword_levels (chunk_id, level) SELECT c.id, {LEVEL} FROM chunks c "
+                          f"JOIN documents d ON d.id = c.doc_id WHERE c.id IN {_IDS}"), {"ids": json.dumps(ids)})
+        _readers(conn, ids, +1)
 
 
 def remove(conn: Connection, ids: np.ndarray) -> None:
     if not len(ids):
         return
+    ids = [int(i) for i in ids]
     if conn.dialect.name == "postgresql":
-        _term_stats(conn, [int(i) for i in ids], -1)
-        _postings(conn, [int(i) for i in ids], -1)
-        conn.execute(text("DELETE FROM chunk_search WHERE chunk_id = ANY(:ids)"), {"ids": [int(i) for i in ids]})
+        _term_stats(conn, ids, -1)
+        _postings(conn, ids, -1)
+        conn.execute(text("DELETE FROM chunk_search WHERE chunk_id = ANY(:ids)"), {"ids": ids})
     else:
-        conn.execute(text("DELETE FROM chunks_fts WHERE rowid = :id"), [{"id": int(i)} for i in ids])
+        _readers(conn, ids, -1)
+        conn.execute(text(f"DELETE FROM keyword_levels WHERE chunk_id IN {_IDS}"), {"ids": json.dumps(ids)})
+        conn.execute(text("DELETE FROM chunks_fts WHERE rowid = :id"), [{"id": i} for i in ids])
 
 
 def retitle(conn: Connection, doc_id: int, title: str) -> None:
+    ids = list(conn.execute(select(chunks.c.id).where(chunks.c.doc_id == doc_id)).scalars())
     if conn.dialect.name == "postgresql":
-        ids = list(conn.execute(select(chunks.c.id).where(chunks.c.doc_id == doc_id)).scalars())
         _term_stats(conn, ids, -1)
         _postings(conn, ids, -1)
         terms = PG_TERMS.format(text="c.text", heading="c.heading", title=":title")
@@ -199,21 +243,61 @@ def retitle(conn: Connection, doc_id: int, title: str) -> None:
         _term_stats(conn, ids, +1)
         _postings(conn, ids, +1)
     else:
+        _readers(conn, ids, -1)  # out with the words they went in with
         conn.execute(text("UPDATE chunks_fts SET title = :title WHERE rowid IN (SELECT id FROM chunks WHERE doc_id = :d)"),
                      {"title": title, "d": doc_id})
+        _readers(conn, ids, +1)
+
+
+def relevel(conn: Connection, doc_id: int) -> None:
+    """Move a document's chunks to the keyword level its visibility and status now give them."""
+    if conn.dialect.name == "postgresql":
+        moved = list(conn.execute(text(
+            f"SELECT s.chunk_id FROM chunk_search s JOIN chunks c ON c.id = s.chunk_id "
+            f"JOIN documents d ON d.id = c.doc_id WHERE c.doc_id = :d AND s.level <> {LEVEL}"), {"d": doc_id}).scalars())
+        _term_stats(conn, moved, -1)
+        conn.execute(text(f"UPDATE chunk_search s SET level = {LEVEL} FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                          "WHERE c.id = s.chunk_id AND s.chunk_id = ANY(:ids)"), {"ids": moved})
+        _term_stats(conn, moved, +1)
+    else:
+        moved = list(conn.execute(text(
+            f"SELECT l.chunk_id FROM keyword_levels l JOIN chunks c ON c.id = l.chunk_id "
+            f"JOIN documents d ON d.id = c.doc_id WHERE c.doc_id = :d AND l.level <> {LEVEL}"), {"d": doc_id}).scalars())
+        _readers(conn, moved, -1)
+        conn.execute(text(f"UPDATE keyword_levels SET level = (SELECT {LEVEL} FROM chunks c JOIN documents d "
+                          f"ON d.id = c.doc_id WHERE c.id = keyword_levels.chunk_id) WHERE chunk_id IN {_IDS}"),
+                     {"ids": json.dumps(moved)})
+        _readers(conn, moved, +1)
+
+
+_IDS = "(SELECT value FROM json_each(:ids))"  # SQLite: a JSON list of ids as a set, any length
+
+
+def _readers(conn: Connection, ids: list[int], sign: int) -> None:
+    """SQLite: add (+1) or remove (-1) these chunks in the lower readers' indexes, as their
+    recorded levels place them. Those indexes are contentless: a removal repeats the words it
+    removes, read from `chunks_fts`, which is kept as it was when they went in."""
+    if not ids:
+        return
+    for level, fts in enumerate(READER_INDEXES[:-1]):
+        columns = f"{fts}, rowid, text, title, heading" if sign < 0 else "rowid, text, title, heading"
+        values = "'delete', f.rowid, f.text, f.title, f.heading" if sign < 0 else "f.rowid, f.text, f.title, f.heading"
+        conn.execute(text(f"INSERT INTO {fts} ({columns}) SELECT {values} FROM keyword_levels l "
+                          f"CROSS JOIN chunks_fts f ON f.rowid = l.chunk_id "
+                          f"WHERE l.level <= {level} AND l.chunk_id IN {_IDS}"), {"ids": json.dumps(ids)})
 
 
 def _term_stats(conn: Connection, ids: list[int], sign: int) -> None:
-    """PostgreSQL: count these chunks in (+1) or out (-1) of the BM25 statistics."""
+    """PostgreSQL: count these chunks in (+1) or out (-1) of their level's BM25 statistics."""
     if not ids:
         return
     conn.execute(text(
-        "INSERT INTO term_stats (term, df) SELECT lexeme, :sign * count(*) FROM chunk_search, "
-        "unnest(tsvector_to_array(terms)) AS lexeme WHERE chunk_id = ANY(:ids) GROUP BY lexeme "
-        "ON CONFLICT (term) DO UPDATE SET df = term_stats.df + excluded.df"), {"ids": ids, "sign": sign})
+        "INSERT INTO term_stats (term, level, df) SELECT lexeme, level, :sign * count(*) FROM chunk_search, "
+        "unnest(tsvector_to_array(terms)) AS lexeme WHERE chunk_id = ANY(:ids) GROUP BY lexeme, level "
+        "ON CONFLICT (term, level) DO UPDATE SET df = term_stats.df + excluded.df"), {"ids": ids, "sign": sign})
     conn.execute(text(
-        "INSERT INTO meta (key, value) SELECT k, (:sign * v)::text FROM (SELECT count(*) AS n, "
-        "coalesce(sum(length), 0) AS total FROM chunk_search WHERE chunk_id = ANY(:ids)) AS x, "
+        "INSERT INTO meta (key, value) SELECT c.k || '_' || x.level, (:sign * c.v)::text FROM (SELECT level, "
+        "count(*) AS n, coalesce(sum(length), 0) AS total FROM chunk_search WHERE chunk_id = ANY(:ids) GROUP BY level) AS x, "
         "LATERAL (VALUES ('keyword_chunks', x.n), ('keyword_length', x.total)) AS c(k, v) "
         "ON CONFLICT (key) DO UPDATE SET value = (CAST(meta.value AS bigint) + CAST(excluded.value AS bigint))::text"),
         {"ids": ids, "sign": sign})
@@ -245,7 +329,7 @@ def _rebased(conn: Connection) -> bool:
     """Move the reference length to the collection's average if it drifted; True if that wrote
     every chunk's postings anew (the new chunks' included)."""
     stats = dict(conn.execute(select(meta.c.key, meta.c.value).where(meta.c.key.in_(STATS))).all())
-    chunks_n, length = int(stats.get("keyword_chunks", 0)), int(stats.get("keyword_length", 0))
+    chunks_n, length = _totals(stats, max(LEVELS))
     avgdl = max(length / chunks_n, 1.0) if chunks_n else 1.0
     ref = float(stats["keyword_ref_avgdl"]) if "keyword_ref_avgdl" in stats else None
     if ref is not None and 1 / REBASE <= avgdl / ref <= REBASE:

@@ -1,9 +1,9 @@
 """The tables, declared once for SQLAlchemy Core: every query outside the dialect-specific parts is
 built from these. They mirror the schema the numbered SQLite migrations leave (version 6).
 
-The keyword index is the one part each database keeps its own way: FTS5's virtual table in SQLite
-(made by its migrations, queried in keyword.py), `chunk_search`, `term_stats` and `term_postings` in
-PostgreSQL (below). PostgreSQL also
+The keyword index is the one part each database keeps its own way: FTS5's virtual tables in SQLite
+(one per reader level, with `keyword_levels`; made by the migrations, queried in keyword.py),
+`chunk_search`, `term_stats` and `term_postings` in PostgreSQL (below). PostgreSQL also
 keeps the vectors (`chunk_vectors`, pgvector) and the stored originals (`files`) that SQLite leaves
 to FAISS files and the data folder.
 """
@@ -11,8 +11,8 @@ to FAISS files and the data folder.
 from __future__ import annotations
 
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import (REAL, BigInteger, Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, Table, Text,
-                        UniqueConstraint)
+from sqlalchemy import (REAL, BigInteger, Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData,
+                        SmallInteger, Table, Text, UniqueConstraint)
 from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
 
 metadata = MetaData()
@@ -168,11 +168,13 @@ chunk_search = Table(  # weighted terms of each chunk: text A, heading path B, d
     Column("length", Integer, nullable=False),  # tokens in text, headings and title (BM25's document length)
     Column("lexemes", ARRAY(Text), nullable=False),  # the tsvector's lexemes, sorted, and beside them
     Column("tfs", ARRAY(REAL), nullable=False),  # their weighted term frequencies (what kb_score reads)
+    Column("level", SmallInteger, nullable=False),  # keyword level: the least reader that may see it (keyword.py)
 )
 
-term_stats = Table(  # in how many chunks each lexeme occurs (BM25's document frequency)
+term_stats = Table(  # in how many chunks of each keyword level each lexeme occurs (BM25's document frequency)
     "term_stats", metadata,
     Column("term", Text, primary_key=True),
+    Column("level", SmallInteger, primary_key=True),
     Column("df", Integer, nullable=False),
 )
 

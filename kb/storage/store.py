@@ -318,9 +318,12 @@ class Store:
         conn.execute(update(documents).where(documents.c.id == doc_id).values(**changes, updated_at=now()))
         if "title" in changes:
             keyword.retitle(conn, doc_id, changes["title"])
+        if "visibility" in changes:
+            keyword.relevel(conn, doc_id)
 
     def set_status(self, conn: Connection, doc_id: int, status: str) -> None:
         conn.execute(update(documents).where(documents.c.id == doc_id).values(status=status, updated_at=now()))
+        keyword.relevel(conn, doc_id)
 
     # embeddings ------------------------------------------------------------------------------
 
