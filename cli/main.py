@@ -72,11 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, help="number of themes (default: from the collection's size)")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("user", help="manage accounts: add, list, remove")
+    p = sub.add_parser("user", help="manage accounts: add, passwd, list, remove")
     users = p.add_subparsers(dest="user_command", required=True, metavar="ACTION")
     u = users.add_parser("add", help="create an account (password from a prompt or --password-stdin)")
     u.add_argument("name")
     u.add_argument("--role", choices=("curator", "partner"), required=True)
+    u.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    u = users.add_parser("passwd", help="set a new password for an account and sign it out everywhere "
+                                        "(password from a prompt or --password-stdin)")
+    u.add_argument("name")
     u.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     users.add_parser("list", help="list accounts")
     u = users.add_parser("remove", help="delete an account")
@@ -332,23 +336,44 @@ def cmd_user(settings: Settings, args) -> int:
         record(store, "cli", "user_remove", args.name)
         print(f"removed {args.name}")
         return 0
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    elif not sys.stdin.isatty():
-        print("error: no terminal to ask for the password on: give it with --password-stdin "
-              "(echo \"$PASSWORD\" | kb user add NAME --role ROLE --password-stdin)", file=sys.stderr)
+    if args.user_command == "passwd":
+        name = accounts.get(args.name).name  # an unknown name is refused before any prompt
+        password = _read_password(args, name, "kb user passwd NAME --password-stdin")
+        if password is None:
+            return 2
+        closed = accounts.set_password(name, password)
+        record(store, "cli", "user_passwd", name)
+        print(f"new password set for {name}; signed out everywhere ({closed} session{'' if closed == 1 else 's'} closed)")
+        return 0
+    password = _read_password(args, args.name, "kb user add NAME --role ROLE --password-stdin")
+    if password is None:
         return 2
-    else:
-        import getpass
-
-        password = getpass.getpass(f"password for {args.name}: ")
-        if getpass.getpass("again: ") != password:
-            print("error: the passwords differ", file=sys.stderr)
-            return 1
     user = accounts.add(args.name, args.role, password)
     record(store, "cli", "user_add", user.name, user.role)
     print(f"added {user.name} ({user.role})")
     return 0
+
+
+def _read_password(args, name: str, example: str) -> str | None:
+    """One line of standard input with --password-stdin, else asked twice on the terminal; None
+    (said why on stderr) when there is no terminal to ask on."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        print("error: no terminal to ask for the password on: give it with --password-stdin "
+              f"(echo \"$PASSWORD\" | {example})", file=sys.stderr)
+        return None
+    import getpass
+
+    from kb.passwords import password_problem
+
+    password = getpass.getpass(f"password for {name}: ")
+    problem = password_problem(password, name)
+    if problem:
+        raise BadRequest(problem)  # at once, before asking again
+    if getpass.getpass("again: ") != password:
+        raise BadRequest("the passwords differ")
+    return password
 
 
 def cmd_model(settings: Settings, args) -> int:
@@ -385,7 +410,9 @@ def cmd_serve(settings: Settings, args) -> int:
 
     app = create_app(settings, {"START_WORKER": False})  # the worker starts once the port is ours
     try:
-        server = create_server(app, host=args.host, port=args.port, threads=args.threads, ident="kb")
+        # waitress drops X-Forwarded-* unless told otherwise; with KB_TRUSTED_PROXIES, web/proxies.py decides whom to believe
+        server = create_server(app, host=args.host, port=args.port, threads=args.threads, ident="kb",
+                               clear_untrusted_proxy_headers=not settings.trusted_proxies)
     except OSError as exc:
         raise ConfigError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}"
                           " (choose another with --port, or PORT=... with make run)") from None

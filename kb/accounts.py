@@ -12,6 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .errors import BadRequest, NotFound, TooManyAttempts
 from .models import User
+from .passwords import password_problem
 from .storage import Store
 
 ROLES = ("curator", "partner")
@@ -32,8 +33,7 @@ class Accounts:
             raise BadRequest("a user name is 2-64 letters, digits or . _ @ -, starting with a letter or digit")
         if role not in ROLES:
             raise BadRequest(f"role must be one of {', '.join(ROLES)}")
-        if len(password or "") < 10:
-            raise BadRequest("the password needs at least 10 characters")
+        _check_password(password, name)
         if not self.rows.add_user(name, role, generate_password_hash(password)):
             raise BadRequest(f"user {name!r} already exists")
         return self.get(name)
@@ -67,6 +67,13 @@ class Accounts:
     def remove(self, name: str) -> None:
         self.rows.remove_user(self.get(name).id)
 
+    def set_password(self, name: str, password: str) -> int:
+        """A new password for an existing account, which signs that user out everywhere (a reset
+        usually follows a suspected leak); how many sessions were closed."""
+        user = self.get(name)
+        _check_password(password, user.name)
+        return self.rows.set_password_hash(user.id, generate_password_hash(password))
+
     def authenticate(self, name: str, password: str, address: str) -> User | None:
         """The user when the password is right; None when not; TooManyAttempts while locked out."""
         keys = [f"user:{(name or '').lower()}", f"addr:{address}"]
@@ -89,6 +96,12 @@ class Accounts:
             wait = last_at + lock - time.time()
             if wait > 0:
                 raise TooManyAttempts(f"too many failed sign-ins; try again in {int(wait) + 1} seconds")
+
+
+def _check_password(password: str, name: str) -> None:
+    problem = password_problem(password, name)
+    if problem:
+        raise BadRequest(problem)
 
 
 @functools.cache

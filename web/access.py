@@ -67,6 +67,16 @@ def check_anonymous_search() -> None:
     raise SignInRequired("sign in to search this collection")
 
 
+def sign_in_required(view):
+    """Visitors who have not signed in go to the sign-in page, and come back here after."""
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        if current_user() is None:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+    return wrapped
+
+
 def curator_required(view):
     @functools.wraps(view)
     def wrapped(*args, **kwargs):

@@ -50,6 +50,12 @@ class AccountRows:
         with self.db.transaction(bump=None) as conn:
             conn.execute(delete(users).where(users.c.id == user_id))
 
+    def set_password_hash(self, user_id: int, password_hash: str) -> int:
+        """The user's new hash and every one of their sessions closed, together; how many were closed."""
+        with self.db.transaction(bump=None) as conn:
+            conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
+            return conn.execute(delete(sessions).where(sessions.c.user_id == user_id)).rowcount
+
     def open_session(self, token_hash: str, user_id: int, at: float, expired_before: float) -> None:
         with self.db.transaction(bump=None) as conn:
             conn.execute(delete(sessions).where(sessions.c.created_at < expired_before))
