@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", type=Path, metavar="DIR")
     p.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
     p.add_argument("-k", type=int, default=10, help="cut-off for nDCG (default 10)")
+    p.add_argument("--group", choices=("passage", "document"), default="passage",
+                   help="rank the results as the API lists them (passage) or as the search page does (document)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--fresh", action="store_true", help="rebuild the cached evaluation collection")
 
@@ -200,7 +202,7 @@ def cmd_search(settings: Settings, args) -> int:
 
 
 def plain(snippet: str) -> str:
-    return html.unescape(re.sub(r"</?mark>", "", snippet))
+    return html.unescape(re.sub(r"</?(mark|strong)>", "", snippet))
 
 
 def cmd_remove(settings: Settings, args) -> int:
@@ -265,14 +267,14 @@ def cmd_eval(settings: Settings, args) -> int:
 
     kb = evaluate.build(settings, data, fresh=args.fresh, progress=progress)
     kb.embedder.warm()  # queries are measured as the server answers them
-    report = evaluate.run(kb, data, args.mode, args.k, progress=progress).to_dict()
+    report = evaluate.run(kb, data, args.mode, args.k, progress=progress, group=args.group).to_dict()
     if args.json:
         print(json.dumps(report))
         return 0
     print(f"{report['dataset']} · {report['mode']} · {report['queries']} judged queries")
     low, high = report["ndcg@10_ci95"]
     print(f"  {'ndcg@10':<11} {report['ndcg@10']}  (95% interval {low}-{high} over these queries)")
-    for key in ("recall@10", "recall@100", "mrr@10", "p50_ms", "p95_ms"):
+    for key in ("recall@10", "recall@100", "mrr@10", "relevant_docs@10", "p50_ms", "p95_ms"):
         print(f"  {key:<11} {report[key]}")
     return 0
 

@@ -47,13 +47,16 @@ class EvalReport:
     p50_ms: float
     p95_ms: float
     ndcg_ci95: tuple[float, float] = (0.0, 0.0)  # bootstrap interval of nDCG@10 over the queries
+    group: str = "passage"
+    relevant_docs_at_10: float = 0.0  # distinct relevant documents among the first 10 results shown
 
     def to_dict(self) -> dict:
         return {"dataset": self.dataset, "mode": self.mode, "queries": self.queries,
                 "ndcg@10": round(self.ndcg_at_10, 4), "recall@10": round(self.recall_at_10, 4),
                 "recall@100": round(self.recall_at_100, 4), "mrr@10": round(self.mrr_at_10, 4),
                 "p50_ms": round(self.p50_ms, 2), "p95_ms": round(self.p95_ms, 2),
-                "ndcg@10_ci95": [round(self.ndcg_ci95[0], 4), round(self.ndcg_ci95[1], 4)]}
+                "ndcg@10_ci95": [round(self.ndcg_ci95[0], 4), round(self.ndcg_ci95[1], 4)],
+                "group": self.group, "relevant_docs@10": round(self.relevant_docs_at_10, 4)}
 
 
 def _jsonl(path: Path) -> Iterator[dict]:
@@ -151,16 +154,18 @@ def build(settings: Settings, data: EvalSet, fresh: bool = False, progress: Prog
 
 
 def run(kb: KnowledgeBase, data: EvalSet, mode: str = "hybrid", k: int = 10,
-        progress: Progress | None = None) -> EvalReport:
-    """Every judged query through `Searcher.search`; chunk hits mapped to documents (best chunk)."""
+        progress: Progress | None = None, group: str = "passage") -> EvalReport:
+    """Every judged query through `Searcher.search`; chunk hits mapped to documents (best chunk).
+    `relevant_docs@10` counts the distinct relevant documents among the first ten results as a
+    page lists them (passages, or documents when grouped)."""
     searcher = Searcher(kb)
     judged = [q for q in data.queries if q in data.qrels]
-    scores = {"ndcg": [], "r10": [], "r100": [], "mrr": []}
+    scores = {"ndcg": [], "r10": [], "r100": [], "mrr": [], "docs10": []}
     latencies = []
     searcher.search(data.queries[judged[0]], k=10, mode=mode) if judged else None  # warm caches
     for number, qid in enumerate(judged, 1):
         started = time.perf_counter()
-        result = searcher.search(data.queries[qid], k=100, mode=mode)
+        result = searcher.search(data.queries[qid], k=100, mode=mode, group=group)
         latencies.append((time.perf_counter() - started) * 1000)
         # a folded hit stands for its near-duplicates too: they follow it in the ranking
         ranked = list(dict.fromkeys(s.removeprefix("beir:") for h in result.hits
@@ -170,9 +175,11 @@ def run(kb: KnowledgeBase, data: EvalSet, mode: str = "hybrid", k: int = 10,
         scores["r10"].append(metrics.recall_at_k(ranked, qrels, 10))
         scores["r100"].append(metrics.recall_at_k(ranked, qrels, 100))
         scores["mrr"].append(metrics.mrr_at_k(ranked, qrels, 10))
+        shown = {h.source.removeprefix("beir:") for h in result.hits[:10]}
+        scores["docs10"].append(sum(1 for doc in shown if qrels.get(doc, 0) > 0))
         if progress:
             progress(f"searching ({mode})", number, len(judged))
     mean = {name: sum(v) / len(v) if v else 0.0 for name, v in scores.items()}
     return EvalReport(data.name, mode, len(judged), mean["ndcg"], mean["r10"], mean["r100"], mean["mrr"],
                       metrics.percentile(latencies, 50), metrics.percentile(latencies, 95),
-                      metrics.bootstrap_interval(scores["ndcg"]))
+                      metrics.bootstrap_interval(scores["ndcg"]), group, mean["docs10"])

@@ -151,6 +151,7 @@ class Hit:
     score: float
     also_in: list[dict] = field(default_factory=list)
     visibility: str = "public"
+    more: list[dict] = field(default_factory=list)  # grouped by document: its next passages (chunk_id, ordinal, page, heading, snippet)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -162,9 +163,14 @@ class SearchResult:
     mode: str
     took_ms: float
     hits: list[Hit]
-    total: int  # hits before paging, after folding
-    facets: dict[str, dict[str, int]] = field(default_factory=dict)
+    total: int  # matching results (passages, or documents when grouped) before paging
+    facets: dict[str, dict[str, int]] = field(default_factory=dict)  # over the matching passages
     best_similarity: float | None = None  # cosine of the best passage: low means nothing close
+    group: str = "passage"
+    passages: int = 0  # matching passages (after folding repeats)
+    documents: int = 0  # documents they belong to
+    complete: bool = True  # False: the candidate pool was full of matches, so there are at least these
+    nearest: list[Hit] = field(default_factory=list)  # nothing matched: the closest passages, uncounted
 
     def to_dict(self) -> dict:
         return {
@@ -174,6 +180,9 @@ class SearchResult:
             "total": self.total,
             "best_similarity": self.best_similarity,
             "hits": [h.to_dict() for h in self.hits],
+            "group": self.group,
+            "matching": {"passages": self.passages, "documents": self.documents, "complete": self.complete},
+            "nearest": [h.to_dict() for h in self.nearest],
         }
 
 

@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,16 +24,21 @@ from .query import normalize, terms
 from .snippet import make_snippet
 
 MODES = ("hybrid", "dense", "keyword")
+GROUPS = ("passage", "document")  # a result per passage, or per document with its best passages
 MAX_K = 100
 FOLD_OVERLAP = 0.6
 RELEVANCE_FLOOR = 0.30  # cosine similarity below which a passage does not really speak to the question
 FEEDBACK_POOL = 1000  # dense candidates kept for the feedback round to re-rank
 PER_DOCUMENT = 2  # passages of one document shown before other documents get their turn
+MORE_PASSAGES = 2  # grouped by document: further passages shown under a document's best one
+NEAREST = 5  # nothing matches: the nearest passages shown, under their own heading, uncounted
 
 
-def validate(query: str, k: int, mode: str, offset: int = 0) -> str:
+def validate(query: str, k: int, mode: str, offset: int = 0, group: str = "passage") -> str:
     if mode not in MODES:
         raise BadRequest(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if group not in GROUPS:
+        raise BadRequest(f"group must be one of {', '.join(GROUPS)}, not {group!r}")
     if not 1 <= k <= MAX_K:
         raise BadRequest(f"k must be between 1 and {MAX_K}")
     if offset < 0 or offset > 10_000:
@@ -98,6 +104,9 @@ class Searcher:
 
     def candidates(self, text: str, filters: Filters, mode: str, depth: int) -> list[tuple[int, float]]:
         """Ranked (chunk id, score) pairs for one query, filters applied inside each retriever."""
+        return self._retrieve(text, filters, mode, depth).ranked
+
+    def _retrieve(self, text: str, filters: Filters, mode: str, depth: int) -> "Retrieved":
         settings, index = self.kb.settings, self.kb.index
         dense, keyword, pool, vector = [], [], [], None
         feedback = mode == "hybrid" and settings.feedback_docs > 0
@@ -116,10 +125,13 @@ class Searcher:
             keyword = aside.result()
         elif mode in ("hybrid", "keyword"):
             keyword = self._keyword(text, filters, depth)
+        matched = {i for i, _ in keyword} | {i for i, score in dense if score >= RELEVANCE_FLOOR}
+        # a full list whose last entry still matches may have left matches out: counts are "at least"
+        complete = len(keyword) < depth and not (len(dense) == depth and dense[-1][1] >= RELEVANCE_FLOOR)
         if mode == "dense":
-            return dense
+            return Retrieved(dense, matched, complete, vector)
         if mode == "keyword":
-            return keyword
+            return Retrieved(keyword, matched, complete, vector)
         fused = self._fuse(dense, keyword)
         if feedback and fused and pool:
             # pseudo-relevance feedback: move the query towards the best fused passages and rank the
@@ -134,7 +146,10 @@ class Searcher:
             fused = self._fuse([(int(ids[n]), float(scores[n])) for n in order], keyword)
         if settings.reranker:
             fused = self._rerank(text, fused)
-        return fused
+        if pool:  # the moved query's pool may hold close passages the first dense list left out
+            near = {i for i, score in pool if score >= RELEVANCE_FLOOR}
+            matched |= {i for i, _ in fused if i in near}
+        return Retrieved(fused, matched, complete, vector)
 
     def _dense(self, index, vector: np.ndarray, k: int, filters: Filters) -> list[tuple[int, float]]:
         """FAISS gets the ids the filters admit (cached); the database applies the filters itself."""
@@ -183,26 +198,37 @@ class Searcher:
         return self._reranker
 
     def search(self, query: str, k: int = 10, filters: Filters | None = None, mode: str = "hybrid",
-               offset: int = 0) -> SearchResult:
+               offset: int = 0, group: str = "passage") -> SearchResult:
+        """One page of results. Only passages that match count and are listed: a keyword match, or
+        a similarity in meaning at or above RELEVANCE_FLOOR. When none does, the nearest few are
+        given apart (`nearest`), uncounted. `group="document"` gives each document once, at the
+        rank of its best passage, with up to MORE_PASSAGES more of its passages beneath."""
         started = time.perf_counter()
-        text = validate(query, k, mode, offset)
+        text = validate(query, k, mode, offset, group)
         filters = filters or Filters()
         depth = max(self.kb.settings.candidates, k)  # a fixed pool: totals and pages stay stable
-        ranked = self.candidates(text, filters, mode, depth)
-        rows = self.kb.store.chunk_rows([i for i, _ in ranked])
+        found = self._retrieve(text, filters, mode, depth)
+        rows = self.kb.store.chunk_rows([i for i, _ in found.ranked])
         # a backstop: whatever a retriever returned, nothing retired or hidden from this reader is shown
         rows = {i: row for i, row in rows.items()
                 if row.status == "active" and row.visibility in filters.visibility}
-        hits = spread(fold([(rows[i], score) for i, score in ranked if i in rows]), PER_DOCUMENT)
-        page = hits[offset:offset + k]
-        result = [_hit(row, score, also, text) for row, score, also in page]
+        folded = fold([(rows[i], score) for i, score in found.ranked if i in rows])
+        matching = [hit for hit in folded if hit[0].id in found.matched]
+        nearest = [] if matching else [_hit(row, score, also, text) for row, score, also in folded[:NEAREST]]
+        if group == "document":
+            entries = by_document(matching)
+        else:
+            entries = [(row, score, also, []) for row, score, also in spread(matching, PER_DOCUMENT)]
+        result = [_hit(row, score, also, text, more) for row, score, also, more in entries[offset:offset + k]]
         best = None
-        if hits and mode != "keyword":  # how close the best passage is in meaning, to flag weak matches
-            top = np.asarray([hits[0][0].id], dtype=np.int64)
-            best = round(float(self.kb.index.scores(top, self.kb.embedder.encode_query(text))[0]), 4)
+        if folded and found.vector is not None:  # how close the best passage is in meaning, to flag weak matches
+            top = np.asarray([folded[0][0].id], dtype=np.int64)
+            best = round(float(self.kb.index.scores(top, found.vector)[0]), 4)
         return SearchResult(query=text, mode=mode, took_ms=(time.perf_counter() - started) * 1000,
-                            hits=result, total=len(hits), facets=facets([row for row, *_ in hits]),
-                            best_similarity=best)
+                            hits=result, total=len(entries), facets=facets([row for row, *_ in matching]),
+                            best_similarity=best, group=group, passages=len(matching),
+                            documents=len({row.doc_id for row, *_ in matching}), complete=found.complete,
+                            nearest=nearest)
 
     def similar(self, doc_id: int, k: int = 5, visibility=None) -> list[tuple[int, float]]:
         """Nearest other documents by meaning (mean chunk vector), near-duplicates excluded."""
@@ -261,6 +287,17 @@ def fold(ranked: list) -> list[tuple]:
     return kept
 
 
+def by_document(hits: list[tuple]) -> list[tuple]:
+    """Each document once, at the rank of its best hit: (row, score, also_in, more passages)."""
+    entries: dict[int, tuple] = {}
+    for row, score, also in hits:
+        if row.doc_id not in entries:
+            entries[row.doc_id] = (row, score, also, [])
+        elif len(entries[row.doc_id][3]) < MORE_PASSAGES:
+            entries[row.doc_id][3].append(row)
+    return list(entries.values())
+
+
 def spread(hits: list[tuple], per_doc: int) -> list[tuple]:
     """Keep the order, but move a document's passages beyond its first `per_doc` after the rest."""
     seen: Counter = Counter()
@@ -289,8 +326,21 @@ def facets(rows: list) -> dict[str, dict[str, int]]:
     return {name: dict(counter.most_common()) for name, counter in out.items()}
 
 
-def _hit(row, score: float, also: list, text: str) -> Hit:
+def _hit(row, score: float, also: list, text: str, more: list | None = None) -> Hit:
     return Hit(doc_id=row.doc_id, chunk_id=row.id, ordinal=row.ordinal, title=row.title,
                source=row.source, site=row.site, doc_type=row.doc_type, published=row.published,
-               page=row.page, heading=row.heading, text=row.text, snippet=make_snippet(row.text, text),
-               score=round(float(score), 6), also_in=also, visibility=row.visibility)
+               page=row.page, heading=row.heading, text=row.text, snippet=make_snippet(row.text, text, emphasise=True),
+               score=round(float(score), 6), also_in=also, visibility=row.visibility,
+               more=[{"chunk_id": r.id, "ordinal": r.ordinal, "page": r.page, "heading": r.heading,
+                      "snippet": make_snippet(r.text, text, width=25)} for r in more or []])
+
+
+class Retrieved(NamedTuple):
+    """What the retrievers found for one query: the ranked (chunk id, score) pairs, the ids that
+    match (a keyword match, or close enough in meaning), whether every match is among them, and
+    the query's vector (None in keyword mode)."""
+
+    ranked: list[tuple[int, float]]
+    matched: set[int]
+    complete: bool
+    vector: np.ndarray | None

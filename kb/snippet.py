@@ -1,6 +1,7 @@
 """Snippets: the best window of a chunk with the query's terms marked. Pure functions.
 
-The output is HTML-safe: all text is escaped and the only markup added is `<mark>`.
+The output is HTML-safe: all text is escaped and the only markup added is `<mark>` (query terms)
+and `<strong>` (the sentence that matches the query best, when asked for).
 """
 
 from __future__ import annotations
@@ -25,8 +26,13 @@ def stem(word: str) -> str:
     return word
 
 
-def make_snippet(text: str, query: str, width: int = 40) -> str:
-    """Up to `width` words around the densest cluster of query terms, escaped, terms in <mark>."""
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
+
+
+def make_snippet(text: str, query: str, width: int = 40, emphasise: bool = False) -> str:
+    """Up to `width` words around the densest cluster of query terms, escaped, terms in <mark>;
+    with `emphasise`, the sentence holding the most distinct query terms in <strong> too, when
+    the window holds more than one sentence."""
     wanted = {stem(t) for t in terms(query)}
     words = list(_WORD.finditer(text))
     if not words:
@@ -39,7 +45,26 @@ def make_snippet(text: str, query: str, width: int = 40) -> str:
     end = min(len(words), start + width)
     lo = words[start].start() if start else 0
     hi = words[end - 1].end() if end < len(words) else len(text)
-    return ("… " if lo else "") + highlight(text[lo:hi], wanted) + (" …" if hi < len(text) else "")
+    body = emphasised(text[lo:hi], wanted) if emphasise else highlight(text[lo:hi], wanted)
+    return ("… " if lo else "") + body + (" …" if hi < len(text) else "")
+
+
+def emphasised(text: str, wanted: set[str]) -> str:
+    """`text` highlighted, its best-matching sentence (most distinct terms, the first on a tie) in <strong>."""
+    bounds = [0, *(m.end() for m in _SENTENCE_END.finditer(text)), len(text)]
+    pieces = [text[a:b] for a, b in zip(bounds, bounds[1:])]
+    found = [len({stem(m.group()) for m in _WORD.finditer(p)} & wanted) for p in pieces]
+    if len(pieces) < 2 or not max(found):
+        return highlight(text, wanted)
+    best = found.index(max(found))
+    out = []
+    for n, piece in enumerate(pieces):
+        if n == best:
+            kept = piece.rstrip()
+            out.append(f"<strong>{highlight(kept, wanted)}</strong>{piece[len(kept):]}")
+        else:
+            out.append(highlight(piece, wanted))
+    return "".join(out)
 
 
 def highlight(text: str, wanted: set[str]) -> str:

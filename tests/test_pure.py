@@ -53,10 +53,20 @@ def test_snippet_marks_terms_and_escapes_html():
     assert "<mark>Partnerships</mark>" in snippet and "<mark>learning</mark>" in snippet
 
 
-@given(st.text(max_size=300), st.text(max_size=40))
-def test_snippet_is_always_well_formed(text, query):
-    snippet = make_snippet(text, query)
-    stripped = snippet.replace("<mark>", "").replace("</mark>", "")
+def test_snippet_emphasises_the_sentence_that_matches_best():
+    text = "Volunteers met weekly. The peer support group for carers grew in Leeds. Funding ended in 2022."
+    snippet = make_snippet(text, "peer support for carers", emphasise=True)
+    assert "<strong>The <mark>peer</mark> <mark>support</mark> group for <mark>carers</mark> grew in Leeds.</strong> " \
+        "Funding" in snippet
+    assert "<strong>" not in make_snippet("Only one sentence about carers.", "carers", emphasise=True)
+    assert "<strong>" not in make_snippet(text, "peer support for carers")
+
+
+@given(st.text(max_size=300), st.text(max_size=40), st.booleans())
+def test_snippet_is_always_well_formed(text, query, emphasise):
+    snippet = make_snippet(text, query, emphasise=emphasise)
+    assert snippet.count("<strong>") == snippet.count("</strong>") <= 1
+    stripped = snippet.replace("<mark>", "").replace("</mark>", "").replace("<strong>", "").replace("</strong>", "")
     assert "<" not in stripped and ">" not in stripped
     assert snippet.count("<mark>") == snippet.count("</mark>")
     assert html.unescape(stripped).replace("… ", "").replace(" …", "") in text or not text.strip()
