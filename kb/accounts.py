@@ -1,32 +1,42 @@
-"""Accounts: users with a role, hashed passwords, and sign-in throttling per account and address."""
+"""Accounts: users with a role, hashed passwords, sign-in sessions, and sign-in throttling (kb/throttle.py)."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import re
 import secrets
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from . import throttle
 from .errors import BadRequest, NotFound, TooManyAttempts
 from .models import User
 from .passwords import password_problem
 from .storage import Store
 
 ROLES = ("curator", "partner")
-MAX_FREE_FAILURES = 5
-BASE_LOCK_SECONDS = 30
-MAX_LOCK_SECONDS = 15 * 60
 SESSION_SECONDS = 14 * 24 * 3600  # a sign-in lasts two weeks at most
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
 
 
+@dataclass(frozen=True)
+class Device:
+    """A browser, as its signed known-device cookie names it: its own id and the ids of the users
+    who have signed in on it."""
+    id: str
+    users: tuple[int, ...] = ()
+
+
 class Accounts:
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time):
         self.store = store
         self.rows = store.accounts
+        self.clock = clock  # for sign-in throttling; tests pass their own
 
     def add(self, name: str, role: str, password: str) -> User:
         if not _NAME.match(name or ""):
@@ -74,28 +84,39 @@ class Accounts:
         _check_password(password, user.name)
         return self.rows.set_password_hash(user.id, generate_password_hash(password))
 
-    def authenticate(self, name: str, password: str, address: str) -> User | None:
-        """The user when the password is right; None when not; TooManyAttempts while locked out."""
-        keys = [f"user:{(name or '').lower()}", f"addr:{address}"]
-        self._check_lock(keys)
+    def authenticate(self, name: str, password: str, address: str, device: Device | None = None) -> User | None:
+        """The user when the password is right; None when not; TooManyAttempts while a bucket of
+        failures it counts in is full (kb/throttle.py). `address` is the client's; `device` is what
+        this browser's known-device cookie says, if it has a valid one."""
         found = self.rows.password_hash(name) if "\x00" not in (name or "") else None  # no name holds a NUL
-        ok = check_password_hash(found[1], password or "") if found else _burn(password)
-        if ok:
-            self.rows.clear_failures(keys[0])
-            return self.by_id(found[0])
-        self.rows.count_failure(keys, time.time())
-        return None
+        known = device if device is not None and found is not None and found[0] in device.users else None
+        limits = _buckets(name, address, known)
+        self._count(limits, lambda counts, now: throttle.charge(counts, limits, now))
+        if not (check_password_hash(found[1], password or "") if found else _burn(password)):
+            return None  # counted already
+        clear = {next(iter(limits))}  # the pair's or the device's
+        self._count(limits, lambda counts, now: (0.0, throttle.refund(counts, limits, clear, now)))
+        return self.by_id(found[0])
 
-    def _check_lock(self, keys: list[str]) -> None:
-        for key in keys:
-            counted = self.rows.failures(key)
-            if counted is None or counted[0] < MAX_FREE_FAILURES:
-                continue
-            failures, last_at = counted
-            lock = min(BASE_LOCK_SECONDS * 2 ** (failures - MAX_FREE_FAILURES), MAX_LOCK_SECONDS)
-            wait = last_at + lock - time.time()
-            if wait > 0:
-                raise TooManyAttempts(f"too many failed sign-ins; try again in {int(wait) + 1} seconds")
+    def _count(self, limits: dict[str, throttle.Limit], change) -> None:
+        """Apply `change` (counts, now) -> (wait, new counts) to the buckets of `limits` in one transaction."""
+        def apply(found: dict[str, tuple[int, float]]):
+            now = self.clock()
+            wait, counts = change({key: throttle.Count(*row) for key, row in found.items()}, now)
+            return wait, {key: None if c is None else (c.failures, c.since) for key, c in counts.items()}
+
+        wait = self.rows.update_failures(list(limits), apply, forget_before=self.clock() - throttle.FORGET_SECONDS)
+        if wait > 0:
+            raise TooManyAttempts(f"too many failed sign-ins; try again in {math.ceil(wait)} seconds")
+
+
+def _buckets(name: str, address: str, device: Device | None) -> dict[str, throttle.Limit]:
+    """The buckets an attempt counts in, the one a success empties first (see kb/throttle.py)."""
+    if device is not None:
+        return {f"device:{device.id}": throttle.PERSON}
+    account = (name or "").lower()[:64]  # no account's name is longer
+    return {f"pair:{address} {account}": throttle.PERSON, f"account:{account}": throttle.ACCOUNT,
+            f"address:{address}": throttle.ADDRESS}
 
 
 def _check_password(password: str, name: str) -> None:

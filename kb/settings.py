@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields, replace
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
@@ -82,6 +84,25 @@ class Settings:
     anonymous_search: bool = _setting(True, "KB_ANONYMOUS_SEARCH", "Whether visitors who have not signed in may search (public documents only).")
     secret_key: str = _setting("", "KB_SECRET_KEY", "Signs session cookies; when empty, one is generated and kept in the data folder.")
     follow_symlinks: bool = _setting(False, "KB_FOLLOW_SYMLINKS", "Follow symbolic links when ingesting folders.")
+    public_url: str = _setting(
+        "", "KB_PUBLIC_URL",
+        "The site's public base URL (https://kb.example.org, or with a path). Links in exports use it, not "
+        "the request's Host header; when set, requests naming another host get 400 (except /healthz, "
+        "which load balancers ask by address).")
+    secure_cookies: bool = _setting(
+        False, "KB_SECURE_COOKIES",
+        "Mark the session and known-device cookies Secure (sent over HTTPS only): on for any site served over TLS.")
+    trusted_proxies: str = _setting(
+        "", "KB_TRUSTED_PROXIES",
+        "Comma-separated IP addresses or CIDR networks of the reverse proxies and load balancers in front. "
+        "A request from one of them is taken to come from the address its X-Forwarded-For names (read "
+        "from the right, past every trusted proxy), over the scheme its X-Forwarded-Proto names; from "
+        "anyone else those headers are ignored. Sign-in throttling and the audit log use that address.")
+
+    @property
+    def proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """KB_TRUSTED_PROXIES, parsed (validated() has checked it)."""
+        return tuple(ip_network(part.strip(), strict=False) for part in self.trusted_proxies.split(",") if part.strip())
 
     @property
     def model_cache_dir(self) -> Path:
@@ -119,7 +140,26 @@ class Settings:
             raise ConfigError("chunk_overlap must be at least 0 and under half of chunk_tokens")
         if not 0.0 <= s.dense_weight <= 1.0:
             raise ConfigError("dense_weight must be between 0 and 1")
+        if s.public_url:
+            s = replace(s, public_url=_public_url(s.public_url))
+        try:
+            s.proxy_networks
+        except ValueError as exc:
+            raise ConfigError(f"KB_TRUSTED_PROXIES must list IP addresses or networks, separated by commas: {exc}") from None
         return s
+
+
+def _public_url(url: str) -> str:
+    """KB_PUBLIC_URL checked: http(s), a host, no user, query or fragment; without its trailing slash."""
+    parts = urlsplit(url.strip())
+    try:
+        parts.port
+    except ValueError:
+        parts = None
+    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc
+            or parts.query or parts.fragment):
+        raise ConfigError(f"KB_PUBLIC_URL must be an http:// or https:// address such as https://kb.example.org, not {url!r}")
+    return parts.geturl().rstrip("/")
 
 
 def _parse(f, raw: str):

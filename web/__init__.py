@@ -9,21 +9,24 @@ import os
 import secrets
 import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Flask, jsonify, make_response, render_template, request, session
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
+from werkzeug.sansio.utils import host_is_trusted
 
 from kb.accounts import Accounts
 from kb.collection import KnowledgeBase
-from kb.errors import ConfigError, DatabaseUnavailable, KbError
+from kb.errors import BadRequest, ConfigError, DatabaseUnavailable, KbError
 from kb.jobs import Jobs
 from kb.models import Filters
 from kb.search import Searcher
 from kb.settings import Settings
 
 from . import access
+from .proxies import TrustedProxies
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -46,6 +49,8 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     kb = kb or KnowledgeBase.open(settings)
     app = Flask(__name__)
     app.url_map.converters["int"] = StoredId
+    if settings.trusted_proxies:
+        app.wsgi_app = TrustedProxies(app.wsgi_app, settings.proxy_networks)
     app.json.sort_keys = False
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key or _secret_key(kb.data_dir),
@@ -54,6 +59,8 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
         MAX_FILE_MB=settings.max_file_mb,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        PUBLIC_URL=settings.public_url,
         ANONYMOUS_SEARCH=settings.anonymous_search,
         START_WORKER=True,
     )
@@ -83,6 +90,14 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     _register_errors(app)
 
     db = kb.store.db
+    public_host = urlsplit(settings.public_url).hostname
+
+    @app.before_request
+    def public_host_only():
+        """With KB_PUBLIC_URL, a request naming another host is refused before any work; /healthz
+        answers whatever the Host, as load balancers ask nodes by address."""
+        if public_host and request.endpoint != "healthz" and not host_is_trusted(request.host, [public_host]):
+            raise BadRequest(f"this site answers as {public_host}, not {request.host}")
 
     @app.before_request
     def choose_reader():

@@ -9,7 +9,7 @@ from kb import audit
 from kb.errors import TooManyAttempts
 from kb.passwords import password_problem
 
-from . import access
+from . import access, devices
 from .params import local_path
 
 bp = Blueprint("auth", __name__)
@@ -22,8 +22,9 @@ def login():
         name = (request.form.get("name") or "").strip()
         password = request.form.get("password") or ""
         store = current_app.extensions["kb"].store
+        device = devices.known_device()
         try:
-            user = current_app.extensions["accounts"].authenticate(name, password, request.remote_addr or "")
+            user = current_app.extensions["accounts"].authenticate(name, password, request.remote_addr or "", device)
         except TooManyAttempts as exc:
             audit.record(store, f"anonymous@{request.remote_addr}", "login_blocked", name)
             error, status = str(exc), 429
@@ -37,7 +38,9 @@ def login():
                 access.csrf_token()
                 audit.record(store, user.name, "login", user.name)
                 flash(f"Signed in as {user.name} ({user.role}).")
-                return redirect(local_path(request.form.get("next"), url_for("pages.search")))
+                response = redirect(local_path(request.form.get("next"), url_for("pages.search")))
+                devices.remember(response, device, user.id)
+                return response
     return render_template("login.html", error=error, next=request.values.get("next", "")), status
 
 

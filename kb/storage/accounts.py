@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Callable, TypeVar
+
 from sqlalchemy import delete, func, insert, select, update
 
 from ..models import User
 from .database import Database, now
 from .schema import login_failures, sessions, users
 
+T = TypeVar("T")
 USER_COLUMNS = (users.c.id, users.c.name, users.c.role, users.c.created_at)
 
 
@@ -72,21 +75,23 @@ class AccountRows:
         with self.db.transaction(bump=None) as conn:
             conn.execute(delete(sessions).where(sessions.c.token_hash == token_hash))
 
-    def failures(self, key: str) -> tuple[int, float] | None:
-        """(failed sign-ins, time of the last) counted against a user or an address."""
-        with self.db.read() as conn:
-            row = conn.execute(select(login_failures.c.failures, login_failures.c.last_at)
-                               .where(login_failures.c.key == key)).first()
-        return (row[0], row[1]) if row else None
-
-    def count_failure(self, keys: list[str], at: float) -> None:
+    def update_failures(self, keys: list[str], change: Callable[[dict[str, tuple[int, float]]], tuple[T, dict]],
+                        forget_before: float) -> T:
+        """In one write transaction: read the (failures, since) counted under `keys`, write what
+        `change` makes of them (None deletes a key) and return its first value; counts untouched
+        since `forget_before` are deleted."""
         with self.db.transaction(bump=None) as conn:
-            for key in keys:
-                done = conn.execute(update(login_failures).where(login_failures.c.key == key)
-                                    .values(failures=login_failures.c.failures + 1, last_at=at))
-                if done.rowcount == 0:
-                    conn.execute(insert(login_failures).values(key=key, failures=1, last_at=at))
-
-    def clear_failures(self, key: str) -> None:
-        with self.db.transaction(bump=None) as conn:
-            conn.execute(delete(login_failures).where(login_failures.c.key == key))
+            conn.execute(delete(login_failures).where(login_failures.c.last_at < forget_before))
+            found = {row[0]: (row[1], row[2]) for row in conn.execute(
+                select(login_failures.c.key, login_failures.c.failures, login_failures.c.last_at)
+                .where(login_failures.c.key.in_(keys)))}
+            result, writes = change(found)
+            for key, value in sorted(writes.items()):
+                if value is None:
+                    conn.execute(delete(login_failures).where(login_failures.c.key == key))
+                elif key in found:
+                    conn.execute(update(login_failures).where(login_failures.c.key == key)
+                                 .values(failures=value[0], last_at=value[1]))
+                else:
+                    conn.execute(insert(login_failures).values(key=key, failures=value[0], last_at=value[1]))
+        return result

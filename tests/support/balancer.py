@@ -132,3 +132,59 @@ class Balancer:
         """SIGTERM by PID (HAProxy's hard stop), SIGKILL if it has not gone."""
         process, self.process = self.process, None
         stop_process(process, signal.SIGTERM, timeout)
+
+
+TLS_CONFIG = """\
+# written by tests/support/balancer.py
+global
+    maxconn 64
+
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 60s
+    timeout server 60s
+    timeout check 2s
+
+frontend kb
+    bind 127.0.0.1:{port} ssl crt {pem}
+    # what kb trusts from its proxy: the client's address appended, the scheme set
+    option forwardfor
+    http-request set-header X-Forwarded-Proto https
+    default_backend nodes
+
+backend nodes
+    option httpchk GET /healthz
+    default-server inter 300ms fastinter 100ms downinter 300ms rise 1 fall 1
+{servers}"""
+
+
+class TlsBalancer(Balancer):
+    """HAProxy terminating TLS on 127.0.0.1 with the certificate and key in `pem` (one file), adding
+    X-Forwarded-For and X-Forwarded-Proto: https, as a site's front proxy does."""
+
+    def __init__(self, folder: str | os.PathLike, nodes: dict[str, int], pem: str | os.PathLike, **kwargs):
+        super().__init__(folder, nodes, **kwargs)
+        self.pem = Path(pem)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def config(self) -> str:
+        servers = "".join(f"    server {name} 127.0.0.1:{port} check\n" for name, port in self.nodes.items())
+        return TLS_CONFIG.format(port=self.port, pem=self.pem, servers=servers)
+
+
+def self_signed(folder: str | os.PathLike, name: str = "kb.test") -> Path:
+    """A self-signed certificate for `name` and 127.0.0.1, made with the openssl binary, with its
+    key in the same PEM file (as HAProxy's `crt` takes it); the file's path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
+                    "-addext", f"subjectAltName=DNS:{name},IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    both = folder / "site.pem"
+    both.write_text(cert.read_text() + key.read_text())
+    return both
