@@ -261,7 +261,7 @@ def test_the_owners_browser_signs_in_while_a_stranger_is_held(make_site):
     response = attempt(owner, "cur", PASSWORD)
     assert response.status_code == 302
     device = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("kb_device="))
-    assert {"HttpOnly", "Path=/login", "Max-Age=31536000", "SameSite=Lax"} <= {p.strip() for p in device.split(";")}
+    assert {"HttpOnly", "Path=/", "Max-Age=31536000", "SameSite=Lax"} <= {p.strip() for p in device.split(";")}
     assert "Secure" not in device
     owner.post("/logout", data={"csrf_token": token(owner, "/admin/documents")})
     for n in range(10):
@@ -269,10 +269,16 @@ def test_the_owners_browser_signs_in_while_a_stranger_is_held(make_site):
     assert attempt(browser(site, "198.51.100.77"), "cur", "guess").status_code == 429
     assert attempt(browser(site, HOME), "cur", PASSWORD).status_code == 429  # a browser never used for it
     forged = browser(site, HOME)
-    forged.set_cookie("kb_device", device.split(";")[0].split("=", 1)[1][:-4] + "AAAA", path="/login")
+    forged.set_cookie("kb_device", device.split(";")[0].split("=", 1)[1][:-4] + "AAAA", path="/")
     assert attempt(forged, "cur", PASSWORD).status_code == 429
     assert attempt(owner, "cur", PASSWORD).status_code == 302
     assert attempt(browser(site, HOME), "par", PASSWORD).status_code == 302  # other accounts go on as ever
+    # the change-password form checks the current password as a sign-in does, the owner's browser included
+    new = "a fresh and long passphrase for the curator"
+    changed = owner.post("/account/password", data={
+        "current_password": PASSWORD, "new_password": new, "confirm_password": new,
+        "csrf_token": token(owner, "/account/password")})
+    assert changed.status_code == 302
 
 
 def test_secure_cookies_and_the_public_url(make_site):

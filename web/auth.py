@@ -70,7 +70,7 @@ def change_password():
             errors["current_password"] = "Enter your current password."
         else:
             try:
-                checked = accounts.authenticate(user.name, current, request.remote_addr or "")
+                checked = accounts.authenticate(user.name, current, request.remote_addr or "", devices.known_device())
             except TooManyAttempts as exc:
                 audit.record(store, user.name, "password_change_blocked", user.name)
                 return render_template("password.html", errors={"current_password": str(exc)}, autofocus=False), 429

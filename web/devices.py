@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 
-from flask import current_app, request, url_for
+from flask import current_app, request
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 from kb.accounts import Device
@@ -36,5 +36,6 @@ def remember(response, device: Device | None, user_id: int) -> None:
     """After `user_id` signed in: set the cookie, this user first, the browser's id kept."""
     users = (user_id, *(u for u in (device.users if device else ()) if u != user_id))[:MOST_USERS]
     value = _signer().dumps({"id": device.id if device else secrets.token_urlsafe(16), "users": users})
-    response.set_cookie(COOKIE, value, max_age=DEVICE_SECONDS, path=url_for("auth.login"), httponly=True,
+    # the whole site: sign-in and the change-password form both tell the owner from a stranger by it
+    response.set_cookie(COOKIE, value, max_age=DEVICE_SECONDS, path="/", httponly=True,
                         samesite="Lax", secure=current_app.config["SESSION_COOKIE_SECURE"])
