@@ -130,3 +130,15 @@ def test_bad_files_get_a_clear_reason(name, data, reason):
 def test_pdf_page_limit():
     with pytest.raises(LoadError, match="more than the limit"):
         load(make_pdf(REPORT_PAGES * 3), "long.pdf", max_pdf_pages=4)
+
+
+@pytest.mark.parametrize("paragraphs, title", [
+    ([("p", "Coventry learning event notes"), ("p", "We met in March and talked about trust.")],
+     "Coventry learning event notes"),  # the first line reads as a title
+    ([("p", "We met in March and talked about trust."), ("p", "Then we had lunch.")], None),  # a sentence does not
+    ([("p", "Notes"), ("h2", "What we learned"), ("p", "Trust grew.")], "What we learned"),  # a heading wins
+])
+def test_a_document_without_a_title_property_takes_one_from_its_content(paragraphs, title):
+    """Issue 18: uploads without a title in their properties were titled by their file name."""
+    doc = load(make_docx(paragraphs), "upload-3f2a.docx")
+    assert doc.title == title
