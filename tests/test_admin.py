@@ -144,6 +144,20 @@ def test_hostile_file_names_are_never_paths(site, name):
         assert "<script>alert" not in html
 
 
+def test_a_failed_job_is_unmistakable(site):
+    """Failed jobs showed the same full progress bar as finished ones (issue 18)."""
+    client = sign_in(site, "cur")
+    upload(client, [(io.BytesIO(b"PK\x03\x04" + b"not really a zip" * 20), "broken.docx"),
+                    (io.BytesIO(b"# Garden notes\n\nGardens help people meet."), "fine.md")])
+    assert sorted(j.status for j in finish(site)) == ["done", "failed"]
+    page = client.get("/admin/jobs").get_data(as_text=True)
+    failed = page[page.index('class="job failed"'):]
+    failed = failed[:failed.index("</tr>")]
+    assert "Failed</strong>" in failed and "<progress" not in failed and "Why: " in failed
+    done = page[page.index('class="job done"'):]
+    assert "Done</span>" in done[:done.index("</tr>")]
+
+
 def test_unsupported_and_oversized_uploads(site):
     client = sign_in(site, "cur")
     response = upload(client, [(io.BytesIO(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50), "photo.pdf")])
