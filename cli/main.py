@@ -325,9 +325,7 @@ def cmd_user(settings: Settings, args) -> int:
     from kb.audit import record
     from kb.storage import Store
 
-    if not settings.database_url:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.database_url or settings.data_dir / "kb.sqlite3")
+    store = Store(settings.database_url or settings.data_dir / "kb.sqlite3")  # makes a new data folder 0700
     accounts = Accounts(store)
     if args.user_command == "list":
         for user in accounts.list():

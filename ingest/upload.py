@@ -18,13 +18,20 @@ from .isolate import IsolatedLoader
 from .meta import meta_from_mapping
 from .pipeline import stored_name
 
+MAX_NAME_CHARS = 200
+MAX_SUFFIX_CHARS = 16  # ".markdown" and the like; anything longer is part of the name
+
 
 def safe_name(name: str) -> str:
     """A display name from an uploaded file name: no folders, no control characters. Never a path."""
     name = (name or "").replace("\x00", "")
     name = PureWindowsPath(PurePosixPath(name).name).name
     name = "".join(ch for ch in name if ch.isprintable()).strip().strip(".")
-    return name[:200] or "upload"
+    if len(name) > MAX_NAME_CHARS:  # cut before the extension, which says what the file is
+        suffix = PurePosixPath(name).suffix
+        suffix = suffix if len(suffix) <= MAX_SUFFIX_CHARS else ""
+        name = name[:MAX_NAME_CHARS - len(suffix)].rstrip(". ") + suffix
+    return name or "upload"
 
 
 def stage(kb: KnowledgeBase, data: bytes, name: str) -> str:

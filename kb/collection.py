@@ -26,7 +26,7 @@ from .errors import BadRequest, Busy, NotFound
 from .index import VectorIndex
 from .models import VISIBILITIES, Chunk, DocMeta, Document, Filters, ItemOutcome, NewDocument
 from .settings import Settings
-from .storage import Store
+from .storage import Store, private
 from .storage import vectors as stored_vectors
 from .storage.files import DatabaseFiles, FolderFiles
 
@@ -87,9 +87,11 @@ class KnowledgeBase:
     def __init__(self, settings: Settings, embedder: Embedder | None = None):
         self.settings = settings
         self.data_dir = Path(settings.data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private.make_folder(self.data_dir)
         self.files_dir = self.data_dir / "files"
         self.index_dir = self.data_dir / "index"
+        for folder in (self.files_dir, self.data_dir / "uploads", self.index_dir):  # as an older kb made them
+            private.restrict(folder, private.FOLDER_MODE)
         self.store = Store(settings.database_url or self.data_dir / "kb.sqlite3", settings.database_replica_url or None)
         self.files = DatabaseFiles(self.store.db) if self.store.keeps_vectors else FolderFiles(self.data_dir)
         self.embedder = embedder or Embedder.for_settings(settings)

@@ -15,6 +15,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from .storage import private
+
 FORMAT_VERSION = 1
 INDEX_FILE = "vectors.faiss"
 MANIFEST_FILE = "manifest.json"
@@ -128,7 +130,7 @@ class VectorIndex:
 
     def save(self, folder: Path, generation: int) -> None:
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        private.make_folder(folder)
         tmp = folder / (INDEX_FILE + ".tmp")
         with self._lock.reading():
             faiss.write_index(self._index, str(tmp))

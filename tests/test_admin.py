@@ -293,7 +293,7 @@ def test_health_and_downloads_say_nothing_of_hidden_documents(site, tmp_path):
     kb = site.extensions["kb"]
     public = next(d for d in kb.store.documents() if d.visibility == "public")
     secret = next(d for d in kb.store.documents() if d.visibility == "partners")
-    assert "public" in anonymous.get(f"/doc/{public.id}/file").headers["Cache-Control"]
+    assert anonymous.get(f"/doc/{public.id}/file").headers["Cache-Control"] == "no-cache"  # revalidated: see below
     assert curator.get(f"/doc/{secret.id}/file").headers["Cache-Control"] == "private, no-store"
     copy = tmp_path / "copy.md"  # a public near-copy of the partners-only document
     copy.write_text((tmp_path / "docs" / "secret.md").read_text() + "\nShared with everyone.\n")
@@ -505,3 +505,101 @@ def test_the_edit_form_refuses_a_title_longer_than_its_limit_but_keeps_a_long_in
     form.update(title=long_title, site="Newham")  # the form sends it back unchanged
     assert client.post(f"/admin/documents/{doc.id}", data=form).status_code == 302
     assert kb.store.get(doc.id).site == "Newham"
+
+
+def test_nothing_a_signed_in_user_sees_is_stored_and_a_restricted_original_is_not_served_from_a_cache(site):
+    kb = site.extensions["kb"]
+    public = next(d for d in kb.store.documents() if d.visibility == "public")
+    for name in ("cur", "par"):
+        client = sign_in(site, name)
+        for url in ("/", "/?q=allotments", f"/doc/{public.id}", f"/doc/{public.id}/file", "/api/stats",
+                    "/api/search?q=allotments", "/themes", "/admin/documents"):
+            response = client.get(url)
+            assert response.headers["Cache-Control"] == "private, no-store", (name, url)
+            assert "cookie" in {v.lower() for v in response.vary}, (name, url)
+    anonymous = site.test_client()
+    response = anonymous.get(f"/doc/{public.id}/file")
+    assert response.cache_control.no_cache and not response.cache_control.public and response.cache_control.max_age is None
+    etag = response.headers["ETag"]
+    assert anonymous.get(f"/doc/{public.id}/file", headers={"If-None-Match": etag}).status_code == 304
+    kb.update(public.id, {"visibility": "partners"})  # a curator restricts it: a cache asking again is refused
+    assert anonymous.get(f"/doc/{public.id}/file", headers={"If-None-Match": etag}).status_code == 404
+    assert anonymous.get(f"/doc/{public.id}", headers={"If-None-Match": etag}).status_code == 404
+
+
+def test_the_data_folder_and_what_kb_keeps_in_it_are_private(tmp_path, model):
+    """It holds password hashes, the session key and documents not every reader may see: 0700
+    folders and 0600 files wherever kb makes them, whatever the umask lets others read."""
+    import os
+    import stat
+
+    from ingest.upload import stage
+    from web import create_app
+
+    def mode(path):
+        return stat.S_IMODE(path.stat().st_mode)
+
+    old = os.umask(0o022)
+    try:
+        (tmp_path / "docs").mkdir()
+        (tmp_path / "docs" / "notes.md").write_text("# Notes\n\nResidents grow vegetables together.\n")
+        settings = Settings(data_dir=tmp_path / "srv" / "data")
+        kb = KnowledgeBase.open(settings, model)
+        doc = kb.store.get(ingest_paths(kb, [tmp_path / "docs"]).items[0].doc_id)
+        create_app(settings, {"TESTING": True, "START_WORKER": False}, kb=kb)
+        Accounts(kb.store).add("cur", "curator", PASSWORD)
+        staged = stage(kb, b"# Upload\n\nGarden notes.\n", "upload.md")
+        data = kb.data_dir
+        assert mode(data) == mode(data.parent) == 0o700  # both made by kb
+        for path in (data / "kb.sqlite3", data / "kb.sqlite3-wal", data / "kb.sqlite3-shm", data / "secret.key",
+                     data / doc.stored_path, data / staged):
+            assert mode(path) == 0o600, path
+        for folder in (data / "files", (data / doc.stored_path).parent, data / "uploads", data / "index"):
+            assert mode(folder) == 0o700, folder
+        assert mode(tmp_path / "docs") == 0o755  # what kb did not make, it leaves alone
+        kb.close()
+        # an older data folder, made before this: its database, key and folders of files are closed on open
+        for path in (data / "kb.sqlite3", data / "secret.key"):
+            path.chmod(0o644)
+        for folder in (data / "files", data / "uploads"):
+            folder.chmod(0o755)
+        KnowledgeBase.open(settings, model).close()
+        create_app(settings, {"TESTING": True, "START_WORKER": False}, kb=KnowledgeBase.open(settings, model))
+        assert [mode(p) for p in (data / "kb.sqlite3", data / "secret.key", data / "files", data / "uploads")] == \
+            [0o600, 0o600, 0o700, 0o700]
+    finally:
+        os.umask(old)
+
+
+def test_a_long_file_name_is_cut_before_its_extension(site):
+    client = sign_in(site, "cur")
+    name = "Community garden report, " * 12 + "final.md"  # 308 characters
+    upload(client, [(io.BytesIO(b"# Notes\n\nHarmless community notes about gardens."), name)])
+    job = finish(site)[0]
+    assert job.status == "done", job.message
+    assert len(job.original_name) == 200 and job.original_name == name[:197].rstrip(". ") + ".md"
+    assert site.extensions["kb"].store.get(job.doc_id).stored_path.endswith(".md")
+
+
+@pytest.mark.parametrize("name, shown", [
+    ("a" * 300 + ".docx", "a" * 195 + ".docx"),
+    ("a" * 300, "a" * 200),
+    ("a" * 150 + "." + "b" * 150, "a" * 150 + "." + "b" * 49),  # no extension that long: cut as it is
+    ("short.md", "short.md"),
+])
+def test_safe_names_stay_within_200_characters_and_keep_a_short_extension(name, shown):
+    from ingest.upload import safe_name
+
+    assert safe_name(name) == shown
+
+
+def test_outlook_messages_and_locked_workbooks_are_refused_by_their_own_names(site):
+    from support.ole import make_ole
+
+    client = sign_in(site, "cur")
+    upload(client, [(io.BytesIO(make_ole(["__substg1.0_0037001F", "__properties_version1.0"])), "minutes.msg"),
+                    (io.BytesIO(make_ole(["EncryptionInfo", "EncryptedPackage"])), "budget.xlsx")])
+    page = client.get("/admin/jobs").get_data(as_text=True)
+    assert "minutes.msg was not accepted: unsupported file: an Outlook message (.msg)" in page
+    assert "budget.xlsx was not accepted: unsupported file: a password-protected Excel workbook (.xlsx)" in page
+    assert "old Office" not in page and not site.extensions["jobs"].list()

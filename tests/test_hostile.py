@@ -260,6 +260,7 @@ EMBEDDED = ["", "x" * 100_000, "volunteers " * 10_000, '"unbalanced AND NEAR( -x
 CASES = [(q, "keyword") for q in QUERIES] + [(q, mode) for q in EMBEDDED for mode in ("hybrid", "dense")]
 LEAKS = ("sqlite", "fts5", "syntax error", "traceback", "operationalerror", "no such column", "unterminated")
 EMPTY = ("the query is empty", "q is required")
+TOO_LONG = "q is {:,} characters long; at most 4,000 characters are accepted"  # over the web only
 
 
 def _ids(case) -> str:
@@ -273,7 +274,9 @@ def test_hostile_queries_over_http(client, query, mode):
         body = response.get_data(as_text=True)
         assert response.status_code in (200, 400), (url, response.status_code, body[:300])
         assert not any(word in body.lower() for word in LEAKS), body[:300]
-        if url == "/api/search" and response.status_code == 400:
+        if len(query) > 4000:
+            assert response.status_code == 400 and TOO_LONG.format(len(query)) in body
+        elif url == "/api/search" and response.status_code == 400:
             assert response.get_json()["error"]["message"] in EMPTY
         elif url == "/api/search":
             assert isinstance(response.get_json()["hits"], list)

@@ -11,6 +11,7 @@ import pytest
 from conftest import encrypted_pdf, make_docx, make_pdf, scanned_pdf
 from ingest import detect, load
 from kb.errors import LoadError
+from support.ole import make_ole
 
 REPORT_PAGES = [
     [("h1", "Context"), ("p", "Plymouth partners met every week in community venues."),
@@ -109,7 +110,19 @@ def _zip_bomb() -> bytes:
     ("bomb.docx", None, "zip bomb"),
     ("image.txt", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, "PNG"),
     ("data.csv", b"a,b\n1,2\n", "unsupported file type"),
-    ("old.doc", b"\xd0\xcf\x11\xe0" + b"\x00" * 100, "old Office"),
+    ("old.doc", b"\xd0\xcf\x11\xe0" + b"\x00" * 100, r"an old Word document \(\.doc\): save it as \.docx"),
+    ("message.msg", make_ole(["__substg1.0_0037001F", "__properties_version1.0", "__nameid_version1.0/"]),
+     r"unsupported file: an Outlook message \(\.msg\)"),
+    ("message.doc", make_ole(["__substg1.0_0037001F", "__properties_version1.0"]), r"an Outlook message \(\.msg\)"),
+    ("locked.xlsx", make_ole(["EncryptionInfo", "EncryptedPackage", "\x06DataSpaces/"]),
+     r"unsupported file: a password-protected Excel workbook \(\.xlsx\)"),
+    ("locked.docx", make_ole(["EncryptionInfo", "EncryptedPackage"], data_sectors=14_000),  # 7 MB: FAT past the header
+     "encrypted Word document: it needs a password"),
+    ("report.doc", make_ole(["WordDocument", "1Table"], data_sectors=8), r"an old Word document \(\.doc\)"),
+    ("report", make_ole(["WordDocument", "1Table"]), r"an old Word document \(\.doc\)"),
+    ("budget.xls", make_ole(["Workbook"]), r"an Excel workbook \(\.xls\)"),
+    ("slides.ppt", make_ole(["PowerPoint Document", "Current User"]), r"a PowerPoint presentation \(\.ppt\)"),
+    ("other.bin", make_ole(["Contents"]), "an OLE compound file"),
 ])
 def test_bad_files_get_a_clear_reason(name, data, reason):
     if name == "encrypted.pdf":

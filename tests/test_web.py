@@ -222,3 +222,87 @@ def test_a_chosen_site_still_offers_the_other_sites(client):
 def test_nul_characters_in_parameters_are_not_errors(client, url):
     """PostgreSQL cannot hold NUL in text (SQLite can): a NUL in any parameter must not become a 500."""
     assert client.get(url).status_code in (200, 400)
+
+
+# bounds on what a query string may ask for (issue 17, item 4) ----------------------------------
+
+REPEATED = "&".join(["tag=a"] * 30_000)  # a 180 KB URL that once took 6 s and came back as 14 MB
+
+
+@pytest.mark.parametrize("path", ["/", "/api/search", "/api/documents"])
+@pytest.mark.parametrize("query, limit", [
+    (REPEATED, "at most 20 values of one parameter"),
+    ("&".join(f"tag=t{n}" for n in range(21)), "at most 20 values of one parameter"),
+    ("&".join(f"x{n}=1" for n in range(101)), "at most 100 parameters"),
+    ("site=" + "s" * 201, "at most 200 characters"),
+    ("q=" + "volunteers " * 400, "at most 4,000 characters"),
+], ids=["30000-tags", "21-tags", "101-parameters", "long-site", "long-q"])
+def test_oversized_query_strings_are_refused_with_the_limit_named(client, path, query, limit):
+    if path != "/api/documents" and not query.startswith("q="):
+        query = f"q=volunteers&{query}"
+    response = client.get(f"{path}?{query}")
+    assert response.status_code == 400
+    message = response.get_json()["error"]["message"] if path.startswith("/api/") else response.get_data(as_text=True)
+    assert limit in message
+    assert len(response.data) < 20_000  # the refusal does not echo what it refuses
+
+
+def test_repeated_filter_values_count_once_and_links_carry_only_known_parameters(client):
+    html = client.get("/?q=partnership&site=Leeds&site=Leeds&site=Leeds&utm_source=x&junk=1").get_data(as_text=True)
+    assert html.count('<input type="hidden" name="site" value="Leeds">') == 1
+    assert "junk" not in html and "utm_source" not in html
+    assert "site=Leeds&amp;site=Leeds" not in html
+    bare = client.get("/?q=partnership&site=Leeds").get_data(as_text=True)
+    assert len(html) == len(bare)
+
+
+def test_the_largest_query_string_allowed_stays_small_and_fast(client):
+    """20 values of each filter at 200 characters: the page stays within a bounded size."""
+    import time
+
+    values = [("s" * 190) + f"{n:010d}" for n in range(20)]
+    query = "&".join(f"{name}={v}" for name in ("site", "type", "tag") for v in values)
+    started = time.perf_counter()
+    response = client.get(f"/?q=volunteers&{query}")
+    took = time.perf_counter() - started
+    assert response.status_code == 200 and took < 3
+    assert len(response.data) < 250_000
+
+
+# caching (issue 17, item 5) ---------------------------------------------------------------------
+
+def test_anonymous_pages_and_public_originals_are_revalidated_every_time(client, corpus_kb):
+    """A shared cache may keep what anyone may see, but must ask again before each use, so the
+    server's visibility check runs every time; a conditional request costs no body."""
+    pdf = doc_id(corpus_kb, "docs/learning-report-plymouth.pdf")
+    for url in ("/", "/?q=volunteers", f"/doc/{pdf}", f"/doc/{pdf}/file", "/themes"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        cache = response.cache_control
+        assert cache.no_cache and not cache.public and cache.max_age is None, (url, response.headers["Cache-Control"])
+        assert "cookie" in {v.lower() for v in response.vary}, url
+        again = client.get(url, headers={"If-None-Match": response.headers["ETag"]})
+        assert again.status_code == 304 and not again.data, url
+
+
+@pytest.mark.parametrize("url", ["/api/search?q=volunteers", "/api/documents", "/api/documents/1", "/api/stats",
+                                 "/api/across?q=volunteers", "/healthz", "/login", "/admin/documents",
+                                 "/doc/999999", "/?q=x&k=abc"])
+def test_answers_that_depend_on_the_reader_are_never_stored(client, url):
+    response = client.get(url)
+    assert response.headers["Cache-Control"] == "private, no-store", url
+    assert "cookie" in {v.lower() for v in response.vary}
+
+
+def test_static_assets_stay_cacheable(client):
+    response = client.get("/static/style.css")
+    assert response.status_code == 200 and "no-store" not in response.headers.get("Cache-Control", "")
+
+
+@pytest.mark.parametrize("url", ["/api/search?q=x", "/api/stats", "/doc/1", "/"])
+def test_a_405_says_which_methods_are_allowed(client, url):
+    response = client.delete(url)
+    assert response.status_code == 405
+    assert {"GET", "HEAD"} <= {m.strip() for m in response.headers.get("Allow", "").split(",")}
+    if url.startswith("/api/"):
+        assert response.get_json()["error"]["code"] == "method_not_allowed"

@@ -24,8 +24,11 @@ from kb.jobs import Jobs
 from kb.models import Filters
 from kb.search import Searcher
 from kb.settings import Settings
+from kb.storage import private
 
 from . import access
+from .caching import cache_policy
+from .params import check_query_string
 from .proxies import TrustedProxies
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
@@ -90,6 +93,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     _register_errors(app)
 
     db = kb.store.db
+
     public_host = urlsplit(settings.public_url).hostname
 
     @app.before_request
@@ -135,6 +139,13 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
         access.check_csrf()
         access.check_anonymous_search()
 
+    @app.before_request
+    def bounded_query_string():
+        """Any route: a query string within what a page or API call needs (web/params.py)."""
+        check_query_string(request.args)
+
+    app.after_request(cache_policy)  # what browsers and shared caches may keep (web/caching.py)
+
     @app.context_processor
     def template_helpers():
         return {"csrf_token": access.csrf_token, "current_user": access.current_user(),
@@ -178,6 +189,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
 def _secret_key(data_dir: Path) -> str:
     """A session key kept in the data folder, so sign-ins survive a restart."""
     path = Path(data_dir) / "secret.key"
+    private.restrict(path, private.FILE_MODE)  # as an older kb may have left it
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -218,7 +230,11 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
-        return render(exc.code or 500, code, exc.description or exc.name)
+        response = make_response(render(exc.code or 500, code, exc.description or exc.name))
+        for name, value in exc.get_headers():  # a 405's Allow, a 401's WWW-Authenticate...
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -5,12 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from kb.errors import BadRequest, NotFound
-from kb.models import Filters
 from kb.storage import SORTABLE
 
 from . import access
 from .openapi import spec
-from .params import _int, search_request
+from .params import _int, filters_from, search_request, shown
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -59,14 +58,8 @@ def documents():
     known = {"site", "type", "year", "tag", "limit", "offset", "sort", "order"}
     unknown = set(request.args) - known
     if unknown:
-        raise BadRequest(f"unknown parameter {sorted(unknown)[0]!r}")
-    years = []
-    for raw in request.args.getlist("year"):
-        if not (raw.isdigit() and len(raw) == 4):
-            raise BadRequest(f"year must be four digits, not {raw!r}")
-        years.append(int(raw))
-    filters = Filters(site=request.args.getlist("site"), doc_type=request.args.getlist("type"),
-                      tag=request.args.getlist("tag"), year=years, visibility=access.visibility())
+        raise BadRequest(f"unknown parameter {shown(sorted(unknown)[0])}")
+    filters = filters_from(request.args, access.visibility())
     sort = request.args.get("sort", "id")
     if sort not in SORTABLE:
         raise BadRequest(f"sort must be one of {', '.join(SORTABLE)}")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, render_template, request, send_file, url_for
 from markupsafe import Markup
+from werkzeug.datastructures import MultiDict
 
 from kb.errors import NotFound
 from kb.models import Filters
-from kb.query import normalize
 from kb.search import RELEVANCE_FLOOR
 
 from . import access
@@ -52,11 +52,9 @@ def toggle(args: dict, key: str, value: str) -> str:
 def search():
     visibility = access.visibility()
     req = search_request(request.args, visibility, strict=False)
-    args = {k: request.args.getlist(k) for k in request.args}
-    if req.q:
-        args["q"] = [normalize(req.q)]  # links carry the query as searched (capped), not as typed
-    context = dict(req=req, args=args, toggle=toggle, page_url=page_url, facet_names=FACETS, Markup=Markup,
-                   relevance_floor=RELEVANCE_FLOOR)
+    args = req.args  # links carry the known parameters as searched (q capped, values once), not as typed
+    context = dict(req=req, args=args, link_args=MultiDict(args), toggle=toggle, page_url=page_url,
+                   facet_names=FACETS, Markup=Markup, relevance_floor=RELEVANCE_FLOOR)
     if not req.q:
         kb = _kb()
         stats = kb.stats(visibility)
@@ -120,9 +118,6 @@ def original(doc_id: int):
         raise NotFound("the original file is missing") from None
     name = Path(doc.original_name or f"document-{doc.id}").name
     inline = (doc.mime or "") in ("application/pdf", "text/plain")
-    public = doc.visibility == "public" and doc.status == "active"
-    response = send_file(path, mimetype=doc.mime or "application/octet-stream", as_attachment=not inline,
-                         download_name=name, max_age=3600 if public else None)
-    if not public:  # no shared cache may keep it, nor the browser after sign-out or a visibility change
-        response.headers["Cache-Control"] = "private, no-store"
-    return response
+    # the content's hash as the ETag, the same on every node; web/caching.py says who may keep it
+    return send_file(path, mimetype=doc.mime or "application/octet-stream", as_attachment=not inline,
+                     download_name=name, etag=doc.source_sha or True)

@@ -4,7 +4,7 @@
 and write transactions, `filters.py` turns search filters into conditions, and the other modules
 hold the queries of one part of kb each: `store.py` documents, chunks and the embedding cache;
 `keyword.py` the keyword index (FTS5, or a tsvector with BM25 in SQL); `vectors.py` pgvector;
-`files.py` stored originals; `copy.py` moving a collection between databases;
+`files.py` stored originals (`private.py` keeps them and the database file to their owner); `copy.py` moving a collection between databases;
 `accounts.py`, `jobs.py`, `audit.py` and `themes.py` theirs. Callers get typed rows back.
 """
 

@@ -28,6 +28,7 @@ import psycopg
 from psycopg.types.string import StrDumperUnknown
 
 from ..errors import Busy, DatabaseUnavailable
+from . import private
 from .schema import meta
 
 MMAP_BYTES = 1 << 30  # at most this much of the database file is mapped (SQLite maps what the file holds)
@@ -73,6 +74,13 @@ class Database:
 
     @classmethod
     def sqlite(cls, path: Path) -> "Database":
+        """The database file, made 0600 before SQLite opens it (its -wal and -shm files take its
+        mode); one left open to others by an older kb is closed."""
+        path = Path(path)
+        private.make_folder(path.parent)
+        private.create_empty(path)
+        for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            private.restrict(name, private.FILE_MODE)
         engine = create_engine(f"sqlite:///{Path(path)}", poolclass=QueuePool, pool_size=POOL_SIZE,
                                max_overflow=2 * POOL_SIZE, pool_timeout=30,
                                pool_reset_on_return=None,  # no transaction is left open to roll back

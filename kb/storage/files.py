@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from ..errors import NotFound
+from . import private
 from .database import Database
 from .schema import files
 
@@ -35,9 +36,9 @@ class FolderFiles:
         target = self.root / name
         if target.exists():
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private.make_folder(target.parent)
         tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(data)
+        private.write_file(tmp, data)
         os.replace(tmp, target)
 
     def put_many(self, items: list[tuple[str, bytes]]) -> None:
