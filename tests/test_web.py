@@ -197,10 +197,36 @@ def test_paging_totals_are_stable(client):
     assert "past the last page" in html
 
 
-def test_weak_matches_are_flagged(client):
-    assert "Nothing in the collection closely matches" in client.get("/?q=qwxzv+plorf").get_data(as_text=True)
-    assert "Nothing in the collection closely matches" not in client.get(
-        "/?q=which+partnership+covers+Newham").get_data(as_text=True)
+def test_a_question_nothing_matches_says_so_and_shows_the_nearest_apart(client):
+    """The count was the candidate pool ("About 100 passages" for banana bread); now only matches
+    count: a keyword match, or a passage close enough in meaning."""
+    for query in ("qwxzv plorf", "recipe for banana bread"):
+        html = client.get(f"/?q={query}").get_data(as_text=True)
+        assert "Nothing in the collection matches" in html and "Nearest passages" in html
+        assert "document" not in html.split('class="summary"')[0][-200:]  # no count above them
+        data = client.get(f"/api/search?q={query}").get_json()
+        assert (data["total"], data["hits"], data["matching"]["passages"]) == (0, [], 0)
+        assert data["nearest"] and all("/" not in h["source"] for h in data["nearest"])
+    html = client.get("/?q=which+partnership+covers+Newham").get_data(as_text=True)
+    assert "Nothing in the collection matches" not in html and "Nearest passages" not in html
+
+
+def test_results_come_one_per_document_with_honest_counts_and_facets(client):
+    page = client.get("/?q=volunteers&k=10").get_data(as_text=True)
+    grouped = client.get("/api/search?q=volunteers&k=100&group=document").get_json()
+    passages = client.get("/api/search?q=volunteers&k=100").get_json()
+    ids = [h["doc_id"] for h in grouped["hits"]]
+    assert len(ids) == len(set(ids)) == grouped["total"] == grouped["matching"]["documents"]
+    assert passages["total"] == passages["matching"]["passages"] > grouped["total"]  # the passage list stays
+    assert len({h["doc_id"] for h in passages["hits"][:10]}) < 10 <= len(ids)  # one document filled the list
+    assert all(len(h["more"]) <= 2 and all(m["chunk_id"] != h["chunk_id"] for m in h["more"]) for h in grouped["hits"])
+    assert any(h["more"] for h in grouped["hits"])
+    first = grouped["hits"][0]
+    assert first["doc_id"] == passages["hits"][0]["doc_id"]  # at the rank of its best passage
+    more = '<ul class="more">' in page and f'{grouped["matching"]["documents"]} documents' in page
+    assert more and page.count('<li class="hit">') == 10
+    sites = passages["facets"]["site"]
+    assert sum(sites.values()) <= grouped["matching"]["documents"]  # facets count matching documents
 
 
 def test_wrong_methods_get_405_and_visitors_never_see_server_paths(client):

@@ -46,10 +46,11 @@ def search():
     if not req.q:
         raise BadRequest("q is required")
     result = current_app.extensions["searcher"].search(req.q, k=req.k, filters=req.filters, mode=req.mode,
-                                                       offset=req.offset)
+                                                       offset=req.offset, group=req.group)
     payload = result.to_dict()
     payload["facets"] = result.facets
     access.redact_hits(payload["hits"])
+    access.redact_hits(payload["nearest"])
     return jsonify(payload)
 
 

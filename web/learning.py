@@ -113,10 +113,11 @@ def export_results():
         result = _across((args.get("q") or "").strip())
         rows, title = export.across_rows(result, base), f"Across sites: {result.query}"
     else:
-        req = search_request(args, access.visibility())
+        req = search_request(args, access.visibility(), default_group="document")  # as the page lists them
         if not req.q:
             raise BadRequest("q is required")
-        result = _searcher().search(req.q, k=req.k, filters=req.filters, mode=req.mode, offset=req.offset)
+        result = _searcher().search(req.q, k=req.k, filters=req.filters, mode=req.mode, offset=req.offset,
+                                    group=req.group)
         rows, title = export.hit_rows(result.hits, base, req.offset + 1), f"Search: {result.query}"
     stem = "kb-across" if view == "across" else "kb-results"
     if fmt == "csv":

@@ -51,7 +51,7 @@ def toggle(args: dict, key: str, value: str) -> str:
 @bp.get("/")
 def search():
     visibility = access.visibility()
-    req = search_request(request.args, visibility, strict=False)
+    req = search_request(request.args, visibility, strict=False, default_group="document")
     args = req.args  # links carry the known parameters as searched (q capped, values once), not as typed
     context = dict(req=req, args=args, link_args=MultiDict(args), toggle=toggle, page_url=page_url,
                    facet_names=FACETS, Markup=Markup, relevance_floor=RELEVANCE_FLOOR)
@@ -60,7 +60,8 @@ def search():
         stats = kb.stats(visibility)
         latest = kb.store.documents(Filters(visibility=visibility), sort="published", descending=True, limit=8)
         return render_template("overview.html", stats=stats, latest=latest, **context)
-    result = _searcher().search(req.q, k=req.k, filters=req.filters, mode=req.mode, offset=req.offset)
+    result = _searcher().search(req.q, k=req.k, filters=req.filters, mode=req.mode, offset=req.offset,
+                                group=req.group)
     for key, _, _ in FACETS:  # a chosen facet still offers its other values, counted without itself
         if getattr(req.filters, key):
             others = replace(req.filters, **{key: []})

@@ -9,12 +9,12 @@ from urllib.parse import urlsplit
 from kb.errors import BadRequest
 from kb.models import Filters
 from kb.query import normalize
-from kb.search import MAX_K, MODES
+from kb.search import GROUPS, MAX_K, MODES
 
 ISO_DATE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$")
 WHOLE_NUMBER = re.compile(r"-?[0-9]+")  # ASCII digits only: int() would also take "1_0", " 5" and "٥"
 FILTERS = ("site", "type", "year", "tag")
-SEARCH_PARAMS = {"q", "k", "mode", "page", "offset", "from", "to", *FILTERS}
+SEARCH_PARAMS = {"q", "k", "mode", "group", "page", "offset", "from", "to", *FILTERS}
 # Bounds on a query string. A page's own links carry at most 4 filters x MAX_VALUES plus q, k, mode,
 # page, from and to (86 values); the first 1,000 characters of a query are searched (kb.query), so
 # 4,000 leaves room for a pasted paragraph; no site, type or tag a curator can save is near 200
@@ -34,11 +34,13 @@ class SearchRequest:
     mode: str
     page: int
     filters: Filters
+    group: str = "passage"
     args: dict[str, list[str]] = field(default_factory=dict)  # the known parameters, for links to this search
 
     @property
     def offset(self) -> int:
-        return (self.page - 1) * self.k
+        """Where this page starts; a page past OFFSET_RANGE (empty whatever the query) starts there."""
+        return min((self.page - 1) * self.k, OFFSET_RANGE[1])
 
 
 def shown(text: str, limit: int = 40) -> str:
@@ -102,14 +104,18 @@ def filters_from(args, visibility: tuple[str, ...], **dates) -> Filters:
                    visibility=visibility, **dates)
 
 
-def search_request(args, visibility: tuple[str, ...], default_k: int = 10, strict: bool = True) -> SearchRequest:
-    """Parse `?q=&k=&site=&type=&year=&tag=&mode=&page=`; unknown parameters are an error when strict."""
+def search_request(args, visibility: tuple[str, ...], default_k: int = 10, strict: bool = True,
+                   default_group: str = "passage") -> SearchRequest:
+    """Parse `?q=&k=&site=&type=&year=&tag=&mode=&group=&page=`; unknown parameters are an error when strict."""
     unknown = set(args) - SEARCH_PARAMS
     if strict and unknown:
         raise BadRequest(f"unknown parameter {shown(sorted(unknown)[0])}; known: {', '.join(sorted(SEARCH_PARAMS))}")
     mode = args.get("mode") or "hybrid"
     if mode not in MODES:
         raise BadRequest(f"mode must be one of {', '.join(MODES)}")
+    group = args.get("group") or default_group
+    if group not in GROUPS:
+        raise BadRequest(f"group must be one of {', '.join(GROUPS)}")
     k = _int(args, "k", default_k, 1, MAX_K)
     page = _int(args, "page", 1, *PAGE_RANGE)
     if args.get("offset"):
@@ -124,11 +130,11 @@ def search_request(args, visibility: tuple[str, ...], default_k: int = 10, stric
     q = normalize(args.get("q") or "")
     # links to this search carry the known parameters only, each filter value once (page and offset
     # are the links' own business): never whatever else the address held
-    given = {"q": q, "k": args.get("k"), "mode": args.get("mode"),
+    given = {"q": q, "k": args.get("k"), "mode": args.get("mode"), "group": args.get("group"),
              "from": dates["from"], "to": dates["to"]}
     links = {name: [value] for name, value in given.items() if value}
     links.update({name: values for name in FILTERS if (values := filter_values(args, name))})
-    return SearchRequest(q=q, k=k, mode=mode, page=page, filters=filters, args=links)
+    return SearchRequest(q=q, k=k, mode=mode, page=page, filters=filters, group=group, args=links)
 
 
 def local_path(target: str | None, default: str) -> str:
