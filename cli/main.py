@@ -6,106 +6,206 @@ Domain errors become a message on stderr and an exit status here, nowhere else.
 from __future__ import annotations
 
 import argparse
-import html
 import json
-import re
 import sys
+import textwrap
 from pathlib import Path
 
 from kb.errors import BadRequest, ConfigError, KbError, NotFound
 from kb.models import VISIBILITIES, DocMeta, Filters
 from kb.settings import Settings
 
+from . import output
+
 SEARCH_MODES = ("hybrid", "dense", "keyword")
+GROUPS = ("passage", "document")
+
+# What each command's --help ends with. Every line is in the README's "Using it" (tests/test_cli.py
+# checks), so the two never disagree.
+EXAMPLES = {
+    "kb": ("kb ingest corpus/",
+           'kb search "what have sites learned about volunteers?" -k 5'),
+    "ingest": ("kb ingest corpus/",
+               "kb ingest reports/ --site Leeds --type learning-report --visibility partners",
+               "kb ingest reports/ --prune"),
+    "search": ('kb search "what have sites learned about volunteers?" -k 5',
+               'kb search "volunteers" --site Plymouth --year 2021 --group document',
+               'kb search "phase 2 grant size" --json'),
+    "remove": ("kb remove 12",),
+    "reindex": ("kb reindex",),
+    "docs": ("kb docs", "kb docs --json"),
+    "stats": ("kb stats", "kb stats --json"),
+    "eval": ("kb eval bench/hct --mode hybrid",),
+    "themes": ("kb themes -k 12",),
+    "user": ("kb user add maria --role curator", "kb user list"),
+    "user add": ("kb user add maria --role curator",
+                 'echo "$PASSWORD" | kb user add maria --role curator --password-stdin'),
+    "user passwd": ("kb user passwd maria",),
+    "user list": ("kb user list",),
+    "user remove": ("kb user remove maria",),
+    "model": ("kb model show", "kb model export"),
+    "model export": ("kb model export",),
+    "model show": ("kb model show",),
+    "copy": ("kb copy --to postgresql://kb@db.example.org/kb",),
+    "serve": ("kb serve --port 5000",),
+}
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Wraps prose to the terminal's width; keeps indented lines (the examples) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(indent + line if not line or line.startswith(" ")
+                         else textwrap.fill(line, width, initial_indent=indent, subsequent_indent=indent)
+                         for line in text.splitlines())
+
+
+def _command(sub, name: str, summary: str, about: str, examples: tuple[str, ...]) -> argparse.ArgumentParser:
+    """A subcommand with its one-line summary (listed by its parent's --help), what it does, and
+    examples (the README's: tests/test_cli.py checks they are there)."""
+    return sub.add_parser(name, help=summary, description=about, formatter_class=HelpFormatter,
+                          epilog="examples:\n" + "\n".join(f"  {line}" for line in examples))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kb", description="Knowledge base with hybrid semantic search.")
-    parser.add_argument("--data", type=Path, help="data folder (default: $KB_DATA or ./data)")
+    parser = argparse.ArgumentParser(
+        prog="kb", formatter_class=HelpFormatter,
+        description="A knowledge base with semantic search: ingest documents, search them by meaning and "
+                    "keywords, and serve the web app. Run kb COMMAND --help for a command's options and examples.",
+        epilog="examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES["kb"]))
+    parser.add_argument("--data", type=Path, metavar="DIR", help="data folder (default: $KB_DATA or ./data)")
     parser.add_argument("--database-url", metavar="URL",
                         help="a postgresql:// URL to keep everything in (default: $KB_DATABASE_URL, or SQLite in --data)")
-    parser.add_argument("--model", help="sentence-transformers model name or folder (default: $KB_MODEL or the bundled all-MiniLM-L6-v2)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--model", metavar="NAME_OR_PATH",
+                        help="sentence-transformers model name or folder (default: $KB_MODEL or the bundled all-MiniLM-L6-v2)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
 
-    p = sub.add_parser("ingest", help="add or update files and folders")
-    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-    p.add_argument("--site")
-    p.add_argument("--type", dest="doc_type")
-    p.add_argument("--partnership")
-    p.add_argument("--tag", action="append", default=[], help="may be repeated")
-    p.add_argument("--visibility", choices=VISIBILITIES)
+    p = _command(sub, "ingest", "add or update files and folders",
+                 "Add or update files and folders (recursively): PDF, HTML, Markdown, plain text and Word. "
+                 "Unchanged files are skipped; a file that fails is reported and the others go on. "
+                 "Prints one line per file (a progress bar on a terminal), then a summary; "
+                 "exits 1 when any file failed.", EXAMPLES["ingest"])
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files and folders to read")
+    p.add_argument("--site", help="the site (partnership area) these documents come from, e.g. Leeds")
+    p.add_argument("--type", dest="doc_type", metavar="TYPE", help="document type, e.g. learning-report")
+    p.add_argument("--partnership", help="the partnership's name")
+    p.add_argument("--tag", action="append", default=[], help="a tag for every document; repeat for several")
+    p.add_argument("--visibility", choices=VISIBILITIES,
+                   help="who may read them: public (everyone), partners (signed in) or curators "
+                        "(default: as set per file, else public)")
     p.add_argument("--prune", action="store_true", help="drop documents whose files are gone from these folders")
     p.add_argument("--dask", metavar="tcp://HOST:PORT",
                    help="load, chunk and embed on this Dask scheduler's workers (default: $KB_DASK_SCHEDULER, or here)")
 
-    p = sub.add_parser("search", help="search the collection")
-    p.add_argument("query")
-    p.add_argument("-k", type=int, default=10)
-    p.add_argument("--site", action="append", default=[])
-    p.add_argument("--type", dest="doc_type", action="append", default=[])
-    p.add_argument("--tag", action="append", default=[])
-    p.add_argument("--year", type=int, action="append", default=[])
-    p.add_argument("--from", dest="date_from", metavar="DATE", help="published on or after (YYYY-MM-DD)")
-    p.add_argument("--to", dest="date_to", metavar="DATE", help="published on or before")
-    p.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
-    p.add_argument("--json", action="store_true")
+    p = _command(sub, "search", "search the collection",
+                 "Search by meaning and keywords together. Prints the matching passages, numbered, with "
+                 "title, site, page and a snippet, and how many passages in how many documents match; "
+                 "when nothing matches, the nearest passages. Filters of one kind, repeated, admit any "
+                 "of their values; different kinds must all hold. The CLI reads as a curator: it sees "
+                 "every visibility.", EXAMPLES["search"])
+    p.add_argument("query", help="what to look for, in your own words (quote it)")
+    p.add_argument("-k", type=int, default=10, metavar="N", help="how many results to show, 1 to 100 (default 10)")
+    p.add_argument("--site", action="append", default=[], help="only documents from this site; repeat for several")
+    p.add_argument("--type", dest="doc_type", action="append", default=[], metavar="TYPE",
+                   help="only documents of this type; repeat for several")
+    p.add_argument("--tag", action="append", default=[], help="only documents with this tag; repeat for several")
+    p.add_argument("--year", type=int, action="append", default=[],
+                   help="only documents published in this year; repeat for several")
+    p.add_argument("--from", dest="date_from", metavar="DATE", help="only documents published on or after DATE (YYYY-MM-DD)")
+    p.add_argument("--to", dest="date_to", metavar="DATE", help="only documents published on or before DATE (YYYY-MM-DD)")
+    p.add_argument("--mode", choices=SEARCH_MODES, default="hybrid",
+                   help="hybrid: meaning and keywords fused (default); dense: meaning only; keyword: the words only (BM25)")
+    p.add_argument("--group", choices=GROUPS, default="passage",
+                   help="passage: a result per matching passage (default; as the API lists them); "
+                        "document: each document once, its best passages beneath (as the search page shows them)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON (the shape of /api/search)")
 
-    p = sub.add_parser("remove", help="delete a document (by id or source path)")
-    p.add_argument("ref", metavar="DOC_ID_OR_SOURCE")
+    p = _command(sub, "remove", "delete a document (by id or source path)",
+                 "Delete a document: its passages, vectors and stored file. The id is the one kb docs "
+                 "and kb search show.", EXAMPLES["remove"])
+    p.add_argument("ref", metavar="DOC_ID_OR_SOURCE", help="the document's id, or the path it was ingested from")
 
-    sub.add_parser("reindex", help="rebuild the vector index from stored embeddings")
+    _command(sub, "reindex", "rebuild the vector index from stored embeddings",
+             "Rebuild the vector index from the stored embeddings, embedding only what the configured "
+             "model lacks (after a model change, everything).", EXAMPLES["reindex"])
 
-    p = sub.add_parser("docs", help="list documents")
-    p.add_argument("--json", action="store_true")
+    p = _command(sub, "docs", "list documents",
+                 "List every document, retired ones included: id, type, site, date, visibility and title.",
+                 EXAMPLES["docs"])
+    p.add_argument("--json", action="store_true", help="print the documents as JSON, with all their fields")
 
-    p = sub.add_parser("stats", help="counts by type and site, index kind, model")
-    p.add_argument("--json", action="store_true")
+    p = _command(sub, "stats", "counts by type and site, index kind, model",
+                 "Count documents and passages, by type, site and year (documents without one counted "
+                 "apart), and name the index kind and the model.", EXAMPLES["stats"])
+    p.add_argument("--json", action="store_true", help="print the counts as JSON")
 
-    p = sub.add_parser("eval", help="measure retrieval quality on a BEIR-format folder")
-    p.add_argument("folder", type=Path, metavar="DIR")
-    p.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
-    p.add_argument("-k", type=int, default=10, help="cut-off for nDCG (default 10)")
-    p.add_argument("--group", choices=("passage", "document"), default="passage",
+    p = _command(sub, "eval", "measure retrieval quality on a BEIR-format folder",
+                 "Measure retrieval quality on a BEIR-format folder (corpus.jsonl, queries.jsonl, "
+                 "qrels/test.tsv): nDCG@10 with its 95% interval, recall, MRR and latency. The "
+                 "collection it builds is cached under the data folder.", EXAMPLES["eval"])
+    p.add_argument("folder", type=Path, metavar="DIR", help="the BEIR-format folder")
+    p.add_argument("--mode", choices=SEARCH_MODES, default="hybrid", help="search mode to measure (default hybrid)")
+    p.add_argument("-k", type=int, default=10, metavar="N", help="cut-off for nDCG (default 10)")
+    p.add_argument("--group", choices=GROUPS, default="passage",
                    help="rank the results as the API lists them (passage) or as the search page does (document)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--fresh", action="store_true", help="rebuild the cached evaluation collection")
 
-    p = sub.add_parser("themes", help="rebuild the themes (k-means over passages, labelled by c-TF-IDF)")
-    p.add_argument("-k", type=int, help="number of themes (default: from the collection's size)")
-    p.add_argument("--json", action="store_true")
+    p = _command(sub, "themes", "rebuild the themes (k-means over passages, labelled by c-TF-IDF)",
+                 "Rebuild the themes running through the collection: spherical k-means over passage "
+                 "vectors, each theme named by its distinctive terms.", EXAMPLES["themes"])
+    p.add_argument("-k", type=int, metavar="N", help="number of themes (default: from the collection's size)")
+    p.add_argument("--json", action="store_true", help="print the themes as JSON")
 
-    p = sub.add_parser("user", help="manage accounts: add, passwd, list, remove")
-    users = p.add_subparsers(dest="user_command", required=True, metavar="ACTION")
-    u = users.add_parser("add", help="create an account (password from a prompt or --password-stdin)")
-    u.add_argument("name")
-    u.add_argument("--role", choices=("curator", "partner"), required=True)
+    p = _command(sub, "user", "manage accounts: add, passwd, list, remove",
+                 "Accounts for the web app: curators and partners.", EXAMPLES["user"])
+    users = p.add_subparsers(dest="user_command", required=True, metavar="ACTION", title="actions")
+    u = _command(users, "add", "create an account (password from a prompt or --password-stdin)",
+                 "Create an account. The password is asked for twice on the terminal, or read from "
+                 "standard input; it must pass the password policy (see the README).", EXAMPLES["user add"])
+    u.add_argument("name", help="the account's sign-in name")
+    u.add_argument("--role", choices=("curator", "partner"), required=True,
+                   help="curator: the whole workspace; partner: reads what partners may")
     u.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    u = users.add_parser("passwd", help="set a new password for an account and sign it out everywhere "
-                                        "(password from a prompt or --password-stdin)")
-    u.add_argument("name")
+    u = _command(users, "passwd", "set a new password for an account and sign it out everywhere "
+                                  "(password from a prompt or --password-stdin)",
+                 "Set a new password for an account and close all its sessions (recorded in the audit log).",
+                 EXAMPLES["user passwd"])
+    u.add_argument("name", help="the account's sign-in name")
     u.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    users.add_parser("list", help="list accounts")
-    u = users.add_parser("remove", help="delete an account")
-    u.add_argument("name")
+    _command(users, "list", "list accounts", "List accounts: name, role and since when.", EXAMPLES["user list"])
+    u = _command(users, "remove", "delete an account", "Delete an account (recorded in the audit log).",
+                 EXAMPLES["user remove"])
+    u.add_argument("name", help="the account's sign-in name")
 
-    p = sub.add_parser("model", help="the model's ONNX export for answering queries: export, show")
-    models = p.add_subparsers(dest="model_command", required=True, metavar="ACTION")
-    m = models.add_parser("export", help="export the model to ONNX now and verify it against torch "
-                                         "(otherwise done once, when first needed)")
+    p = _command(sub, "model", "the model's ONNX export for answering queries: export, show",
+                 "The model's ONNX export, which answers queries (and embeds passages) without torch.",
+                 EXAMPLES["model"])
+    models = p.add_subparsers(dest="model_command", required=True, metavar="ACTION", title="actions")
+    m = _command(models, "export", "export the model to ONNX now and verify it against torch "
+                                   "(otherwise done once, when first needed)",
+                 "Export the model to ONNX now and verify it against sentence-transformers; a model "
+                 "that does not match closely enough is refused and stays on torch.", EXAMPLES["model export"])
     m.add_argument("--force", action="store_true", help="export again, even after a refusal")
-    m = models.add_parser("show", help="which encoder answers queries and embeds passages, and the export")
-    m.add_argument("--json", action="store_true")
+    m = _command(models, "show", "which encoder answers queries and embeds passages, and the export",
+                 "Say which encoder answers queries and which embeds passages, where the export is and "
+                 "how closely it matched torch.", EXAMPLES["model show"])
+    m.add_argument("--json", action="store_true", help="print it as JSON")
 
-    p = sub.add_parser("copy", help="copy the whole collection to another database (SQLite folder <-> PostgreSQL)")
+    p = _command(sub, "copy", "copy the whole collection to another database (SQLite folder <-> PostgreSQL)",
+                 "Copy the whole collection (ids, edits, users, audit log, themes, stored files and "
+                 "vectors) to PostgreSQL or to another data folder; nothing is embedded again.",
+                 EXAMPLES["copy"])
     p.add_argument("--to", required=True, metavar="URL_OR_FOLDER",
                    help="a postgresql:// URL, or a data folder for SQLite + FAISS")
     p.add_argument("--force", action="store_true", help="replace a collection the target already holds")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    p = sub.add_parser("serve", help="run the web app on a production WSGI server")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=_port, default=5000)
-    p.add_argument("--threads", type=int, default=8)
+    p = _command(sub, "serve", "run the web app on a production WSGI server",
+                 "Serve the web app and the JSON API with waitress.", EXAMPLES["serve"])
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_port, default=5000, help="port to listen on (default 5000)")
+    p.add_argument("--threads", type=int, default=8, help="requests served at once (default 8)")
     return parser
 
 
@@ -116,6 +216,17 @@ def _port(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status. A reader that leaves early (`kb docs --json | head -1`)
+    ends it quietly with 141, as SIGPIPE would end `cat`."""
+    try:
+        status = _run(argv)
+        sys.stdout.flush()  # here, not at exit, so that a reader gone is caught below
+        return status
+    except BrokenPipeError:
+        return output.reader_gone()
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env(data_dir=args.data, model=args.model, database_url=args.database_url,
@@ -140,29 +251,24 @@ def _open(settings: Settings, existing: bool = False):
 
 
 def cmd_ingest(settings: Settings, args) -> int:
-    from ingest.pipeline import ingest_paths
+    from ingest.pipeline import ingest_paths, walk
 
     kb = _open(settings)
     flags = DocMeta(site=args.site, doc_type=args.doc_type, partnership=args.partnership,
                     tags=args.tag, visibility=args.visibility)
-    bar = None
     if sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(desc="ingesting", unit=" files", file=sys.stderr)
-
-    def notify(outcome):
-        if bar is not None:
-            bar.update(1)
-            if outcome.status == "failed":
-                bar.write(f"failed   {outcome.name}: {outcome.reason}")
-        else:
+        # the files are counted first (a walk, nothing read) so that the bar has a total
+        bar = output.IngestProgress(sum(1 for _ in walk(args.paths, settings.follow_symlinks)), kb.embedder)
+        try:
+            report = ingest_paths(kb, args.paths, flags, prune=args.prune, notify=bar.notify, on_embed=bar.embedded)
+        finally:
+            bar.close()
+    else:
+        def notify(outcome):
             reason = f": {outcome.reason}" if outcome.reason else ""
             print(f"{outcome.status:<9} {outcome.name}{reason}", file=sys.stderr, flush=True)
 
-    report = ingest_paths(kb, args.paths, flags, prune=args.prune, notify=notify)
-    if bar is not None:
-        bar.close()
+        report = ingest_paths(kb, args.paths, flags, prune=args.prune, notify=notify)
     summary = report.summary()
     print(", ".join(f"{n} {k}" for k, n in summary.items() if n or k in ("added", "unchanged", "failed")))
     for item in report.failed:
@@ -184,25 +290,13 @@ def cmd_search(settings: Settings, args) -> int:
     kb.embedder.warm()  # load before the clock starts: took_ms is the search alone
     filters = Filters(site=args.site, doc_type=args.doc_type, tag=args.tag, year=args.year,
                       date_from=args.date_from, date_to=args.date_to)
-    result = Searcher(kb).search(args.query, k=args.k, filters=filters, mode=args.mode)
+    result = Searcher(kb).search(args.query, k=args.k, filters=filters, mode=args.mode, group=args.group)
     if args.json:
         payload = result.to_dict()
         print(json.dumps(payload, ensure_ascii=False, indent=2))
         return 0
-    if not result.hits:
-        print("no results")
-    for n, hit in enumerate(result.hits, 1):
-        where = " · ".join(str(x) for x in (hit.site, hit.doc_type, hit.published,
-                                             f"p. {hit.page}" if hit.page else None, hit.heading) if x)
-        print(f"{n}. {hit.title}  [doc {hit.doc_id}, score {hit.score:.3f}]\n   {where}\n   {plain(hit.snippet)}")
-        if hit.also_in:
-            print("   also in: " + "; ".join(a["title"] for a in hit.also_in))
-    print(f"({result.took_ms:.0f} ms)")
+    print("\n".join(output.search_lines(result, output.width())))
     return 0
-
-
-def plain(snippet: str) -> str:
-    return html.unescape(re.sub(r"</?(mark|strong)>", "", snippet))
 
 
 def cmd_remove(settings: Settings, args) -> int:
@@ -239,10 +333,7 @@ def cmd_stats(settings: Settings, args) -> int:
     if args.json:
         print(json.dumps(stats, ensure_ascii=False, indent=2))
         return 0
-    print(f"{stats['documents']} documents, {stats['chunks']} chunks; index {stats['index']['kind']} "
-          f"({stats['index']['vectors']} vectors, dim {stats['index']['dim']}); model {stats['model']}")
-    for title, key in (("by type", "by_type"), ("by site", "by_site"), ("by year", "by_year")):
-        print(f"{title}: " + ", ".join(f"{k} {v}" for k, v in stats[key].items()))
+    print("\n".join(output.stats_lines(stats)))
     return 0
 
 

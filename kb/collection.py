@@ -478,14 +478,20 @@ class KnowledgeBase:
     # reading -------------------------------------------------------------------------------
 
     def stats(self, visibility: tuple[str, ...] = VISIBILITIES) -> dict:
+        """Counts for `kb stats` and /api/stats: documents by type, site and year, with those that
+        have none (no type, no site, no date) under "without", each from one query."""
         filters = Filters(visibility=visibility)
         index = self.index
+        by = {name: dict(self.store.counts(column, filters, unset=True))
+              for name, column in (("type", "doc_type"), ("site", "site"), ("year", "year"))}
+        without = {name: counts.pop(None, 0) for name, counts in by.items()}
         return {
             "documents": self.store.count_documents(filters),
             "chunks": len(self.store.allowed_chunk_ids(filters)),
-            "by_type": dict(self.store.counts("doc_type", filters)),
-            "by_site": dict(self.store.counts("site", filters)),
-            "by_year": dict(self.store.counts("year", filters)),
+            "by_type": by["type"],
+            "by_site": by["site"],
+            "by_year": by["year"],
+            "without": without,
             "index": {"kind": index.kind, "vectors": index.count(), "dim": index.dim},
             "model": self.settings.model,
         }

@@ -116,6 +116,7 @@ class Embedder:
         self.cache_dir = Path(cache_dir)  # where ONNX exports are kept (Settings.model_cache_dir)
         self.fallback: str | None = None  # why ONNX is not used, once known
         self._lock = threading.RLock()  # loading the encoders
+        self.loading = False  # an encoder is loading now (kb ingest's progress bar says so)
         self._tokens_lock = threading.Lock()
         self._onnx = None
         self._onnx_tried = False
@@ -134,6 +135,7 @@ class Embedder:
         with self._lock:
             if self._onnx_tried:
                 return self._onnx
+            self.loading = True
             try:
                 self._onnx = self._load_onnx()
             except Exception as exc:  # whatever stops ONNX (a refusal, a broken file, no permission): torch serves
@@ -141,6 +143,7 @@ class Embedder:
                 log.warning("%s; using torch for model %s", self.fallback, self.model_id)
             finally:
                 self._onnx_tried = True
+                self.loading = False
             return self._onnx
 
     def _load_onnx(self):
@@ -172,7 +175,11 @@ class Embedder:
         if self._torch is None:
             with self._lock:
                 if self._torch is None:
-                    self._torch = TorchEncoder(self.model_id, self.batch_size)
+                    self.loading = True
+                    try:
+                        self._torch = TorchEncoder(self.model_id, self.batch_size)
+                    finally:
+                        self.loading = False
         return self._torch
 
     def _encoder(self, kind: str):

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 import time
 
 import pytest
 
-from conftest import SHARED, encrypted_pdf, make_docx, make_pdf
-from cli import main
+from conftest import ROOT, SHARED, encrypted_pdf, make_docx, make_pdf
+from cli import build_parser, main
+from cli.main import EXAMPLES
+from cli.output import IngestProgress
+from kb.embed import Embedder
+from kb.models import ItemOutcome
+from kb.settings import Settings
 
 pytestmark = pytest.mark.model
 
@@ -138,3 +149,165 @@ def test_seed_articles(tmp_path, capsys, model):
     assert any("£450,000" in h["text"] for h in hits)
     hits = search(capsys, data, "who runs the King's Fund?", "-k", "3")["hits"]
     assert any("Richard Murray" in h["text"] for h in hits)
+
+
+def parsers(parser: argparse.ArgumentParser, name: str = "kb"):
+    """(name, parser) for the command line and every command and action under it."""
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            summaries = {a.dest: a.help for a in action._choices_actions}
+            for sub_name, sub in action.choices.items():
+                assert summaries.get(sub_name), f"{name} {sub_name} has no one-line summary"
+                yield from parsers(sub, f"{name} {sub_name}")
+
+
+@pytest.mark.parametrize("name", [name for name, _ in parsers(build_parser())])
+def test_every_command_and_option_explains_itself(name):
+    parser = dict(parsers(build_parser()))[name]
+    assert parser.description and parser.epilog, f"{name} has no description or examples"
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            assert action.help and action.help != argparse.SUPPRESS, f"{name} {'/'.join(action.option_strings) or action.dest} has no help"
+    examples = [line.strip() for line in parser.epilog.splitlines()[1:]]
+    assert examples == list(EXAMPLES[name.removeprefix("kb ") if name != "kb" else "kb"])
+
+
+@pytest.mark.parametrize("example", sorted({line for lines in EXAMPLES.values() for line in lines}))
+def test_help_examples_are_the_readmes(example):
+    assert example in (ROOT / "README.md").read_text(), f"{example!r} is in --help but not in the README"
+
+
+def test_help_lists_commands_with_summaries(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0
+    assert re.search(r"^    search +search the collection$", out, re.M)
+    assert "kb COMMAND --help" in " ".join(out.split())
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    out = capsys.readouterr().out
+    assert "how many results to show" in out and 'kb search "phase 2 grant size" --json' in out
+
+
+LIST = """# Next steps
+
+After the first phase the partnership agreed these steps.
+1. Set up a support line for volunteers who meet people in crisis.
+2. Hold regular peer sessions so that volunteers are never alone with a hard case.
+3. Agree a small set of outcome measures with residents and volunteers.
+"""
+
+
+def test_search_text_is_numbered_wrapped_and_counted(tmp_path, folder, capsys, model):
+    (folder / "steps.md").write_text(LIST)
+    data = tmp_path / "data"
+    assert run(capsys, "--data", str(data), "ingest", str(folder))[0] == 0
+    query = "support and peer sessions for volunteers"
+    code, out, _ = run(capsys, "--data", str(data), "search", query, "-k", "3")
+    assert code == 0
+    lines = out.splitlines()
+    found = search(capsys, data, query, "-k", "3")
+    matching = found["matching"]
+    assert lines[0].startswith(f"{matching['passages']} passage") and f"in {matching['documents']} document" in lines[0]
+    assert all(len(line) <= 80 for line in lines), out
+    # at column 0 only the counts and the results' numbers, in order; everything else is indented
+    numbered = [line for line in lines[1:] if line and not line.startswith(" ")]
+    assert [line.split()[0] for line in numbered] == [f"[{n}]" for n in range(1, len(found["hits"]) + 1)]
+    steps = next(n for n, hit in enumerate(found["hits"]) if "Set up a support line" in hit["text"])
+    block = out.split(f"[{steps + 1}] ", 1)[1].split("\n\n")[0]
+    assert "\n3. Agree" in found["hits"][steps]["snippet"]  # a list, line by line, in the passage
+    assert "with a hard case. 3. Agree a small set" in " ".join(block.split())  # its numbers stay inside the snippet
+    assert all(line.startswith("    ") for line in block.splitlines()[1:])
+    assert found["hits"][steps]["title"] == "Next steps" and found["group"] == "passage"
+
+    code, out, _ = run(capsys, "--data", str(data), "search", query, "-k", "3", "--group", "document")
+    grouped = search(capsys, data, query, "-k", "3", "--group", "document")
+    assert grouped["group"] == "document" and set(grouped) == set(found)
+    assert out.startswith(f"{grouped['matching']['documents']} document")
+    more = [hit for hit in grouped["hits"] if hit["more"]]
+    assert not more or re.search(r"^    \+ ", out, re.M)
+
+    code, out, _ = run(capsys, "--data", str(data), "search", "zqxv blorptang wuggle", "--mode", "dense")
+    assert code == 0 and out.splitlines()[0] == "nothing matches; nearest passages:"
+    assert out.splitlines()[2].startswith("[1] ")
+    code, out, _ = run(capsys, "--data", str(data), "search", "zqxv blorptang wuggle", "--mode", "keyword")
+    assert out.strip() == "nothing matches"
+
+
+def test_stats_count_documents_without_type_site_or_date(tmp_path, folder, capsys, model):
+    data = tmp_path / "data"
+    assert run(capsys, "--data", str(data), "ingest", str(folder))[0] == 0
+    assert run(capsys, "--data", str(data), "ingest", str(folder / "newham.md"), "--type", "profile", "--site", "Newham")[0] == 0
+    stats = json.loads(run(capsys, "--data", str(data), "stats", "--json")[1])
+    assert stats["by_type"] == {"profile": 1} and stats["by_site"] == {"Newham": 1}
+    assert stats["without"]["type"] == 3 and stats["without"]["site"] == 3
+    assert sum(stats["by_year"].values()) + stats["without"]["year"] == stats["documents"] == 4
+    out = run(capsys, "--data", str(data), "stats")[1]
+    assert "by type: profile 1, (no type) 3" in out and "by site: Newham 1, (no site) 3" in out
+
+
+def kb_command(data, *args) -> list[str]:
+    return [sys.executable, "-m", "cli", "--data", str(data), *args]
+
+
+def test_a_reader_that_leaves_early_ends_kb_quietly(tmp_path, folder, capsys, model):
+    data = tmp_path / "data"
+    assert run(capsys, "--data", str(data), "ingest", str(folder))[0] == 0
+    for args, first in ((["docs", "--json"], "["), (["search", "volunteers"], "passage")):
+        kb = subprocess.Popen(kb_command(data, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+        head = subprocess.Popen(["head", "-1"], stdin=kb.stdout, stdout=subprocess.PIPE)
+        kb.stdout.close()  # head alone reads the pipe
+        out = head.communicate(timeout=120)[0].decode()
+        err = kb.stderr.read().decode()
+        assert kb.wait(timeout=120) in (0, 141), err  # 141 when head had left before kb's last write
+        assert first in out and err == "", err
+    # a reader gone before the first write: always the broken pipe, never a traceback
+    kb = subprocess.Popen(kb_command(data, "docs", "--json"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    kb.stdout.close()
+    err = kb.stderr.read().decode()
+    assert kb.wait(timeout=120) == 141 and err == "", err
+
+
+def test_ingest_on_a_terminal_shows_a_bar_with_a_total(tmp_path, folder):
+    pty, fcntl, termios, struct = (pytest.importorskip(m) for m in ("pty", "fcntl", "termios", "struct"))
+    main_fd, child_fd = pty.openpty()
+    fcntl.ioctl(child_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a pty starts 0 columns wide
+    kb = subprocess.Popen(kb_command(tmp_path / "data", "ingest", str(folder)), stdin=child_fd, stdout=child_fd,
+                          stderr=child_fd, cwd=ROOT)
+    os.close(child_fd)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main_fd, 4096)
+        except OSError:  # the child has gone and closed its end
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(main_fd)
+    assert kb.wait(timeout=120) == 0
+    text = seen.decode()
+    assert "0/4" in text and "4/4" in text and "passages embedded" in text
+    assert "4 added, 0 unchanged, 0 failed" in text
+    assert "added     " not in text  # the per-file lines are for logs, not a terminal
+
+
+def test_progress_says_when_the_model_is_loading(tmp_path):
+    embedder = Embedder(cache_dir=Settings.from_env().model_cache_dir)  # nothing loads until asked
+    stream = io.StringIO()
+    bar = IngestProgress(3, embedder, stream, interval=60)
+    bar.bar.ncols = 100
+    embedder.loading = True  # as it is while an encoder loads
+    bar.show()
+    assert "loading the model…" in stream.getvalue() and "0/3" in stream.getvalue()
+    embedder.loading = False
+    bar.notify(ItemOutcome("a.md", "added"))
+    bar.notify(ItemOutcome("b.pdf", "failed", "corrupt PDF"))
+    bar.notify(ItemOutcome("gone.md", "pruned", "file is gone"))
+    bar.embedded(5)
+    bar.show()
+    assert "failed   b.pdf: corrupt PDF" in stream.getvalue()
+    assert re.search(r"ingesting.*2/3.*5 passages embedded", stream.getvalue().split("\r")[-1])
+    bar.close()

@@ -415,3 +415,13 @@ def test_an_unreachable_database_is_a_clear_error_that_hides_the_password(tmp_pa
         with pytest.raises(DatabaseUnavailable, match="cannot reach the database") as caught:
             KnowledgeBase.open(Settings(data_dir=tmp_path / "d", model="fake", database_url=url), FakeEmbedder())
         assert "s3cret" not in str(caught.value) and "127.0.0.1" in str(caught.value)
+
+
+def test_stats_count_documents_without_a_type_site_or_date(fake_kb):
+    add(fake_kb, new_doc("a", ["volunteers in plymouth"], site="Plymouth", doc_type="learning-report", published="2021-11-26"),
+        new_doc("b", ["an untyped note"], site="Plymouth"),
+        new_doc("c", ["a loose page"], visibility="curators"))
+    stats = fake_kb.stats()
+    assert (stats["by_type"], stats["by_site"], stats["by_year"]) == ({"learning-report": 1}, {"Plymouth": 2}, {"2021": 1})
+    assert stats["without"] == {"type": 2, "site": 1, "year": 2}
+    assert fake_kb.stats(("public", "partners"))["without"] == {"type": 1, "site": 0, "year": 1}

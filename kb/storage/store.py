@@ -422,12 +422,14 @@ class Store:
         with self.db.read() as conn:
             return list(conn.execute(query).scalars())
 
-    def counts(self, column: str, filters: Filters) -> list[tuple[str, int]]:
+    def counts(self, column: str, filters: Filters, unset: bool = False) -> list[tuple[str | None, int]]:
+        """Documents per value of a column, most first; with `unset`, those without one too (as None)."""
         expr = {"site": documents.c.site, "doc_type": documents.c.doc_type,
                 "year": func.substr(documents.c.published, 1, 4), "visibility": documents.c.visibility}[column]
         value, n = expr.label("v"), func.count().label("n")
-        query = (select(value, n).where(conditions(filters, dialect=self.dialect), expr.is_not(None))
-                 .group_by(expr).order_by(n.desc(), expr))
+        query = select(value, n).where(conditions(filters, dialect=self.dialect)).group_by(expr).order_by(n.desc(), expr)
+        if not unset:
+            query = query.where(expr.is_not(None))
         with self.db.read() as conn:
             return [(r[0], r[1]) for r in conn.execute(query)]
 
