@@ -11,7 +11,7 @@ to FAISS files and the data folder.
 from __future__ import annotations
 
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import (REAL, BigInteger, Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData,
+from sqlalchemy import (REAL, BigInteger, Boolean, Column, Float, ForeignKey, Index, Integer, LargeBinary, MetaData,
                         SmallInteger, Table, Text, UniqueConstraint)
 from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
 
@@ -147,6 +147,8 @@ themes = Table(
     Column("label", Text, nullable=False),
     Column("terms", Text, nullable=False),  # a JSON list
     Column("size", Integer, nullable=False),
+    Column("name", Text),  # a curator's name for the theme, shown to every reader instead of the label
+    Column("centroid", LargeBinary),  # float32 little-endian: the next build's theme this close keeps the name
 )
 
 chunk_themes = Table(
@@ -158,6 +160,82 @@ chunk_themes = Table(
     Index("chunk_themes_theme", "theme_id"),
 )
 
+
+# learning questions, follows and analytics (Alembic revision 0006) -------------------------------
+
+questions = Table(
+    "questions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("text", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("filters", Text, nullable=False, server_default="{}"),  # JSON: site and type lists, from, to
+    Column("status", Text, nullable=False, server_default="active"),  # active or archived
+    Column("created_by", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+    Column("reviewed_at", Text),  # when a curator last reviewed its evidence
+)
+
+judgements = Table(  # a passage judged for a question, by document and text (chunk ids change on re-ingest)
+    "judgements", metadata,
+    Column("question_id", Integer, ForeignKey("questions.id", ondelete="CASCADE"), primary_key=True),
+    Column("doc_id", Integer, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True),
+    Column("text_hash", Text, primary_key=True),
+    Column("chunk_id", Integer, nullable=False),
+    Column("verdict", Text, nullable=False),  # evidence or not_evidence
+    Column("source", Text, nullable=False, server_default="curator"),  # curator or feedback
+    Column("by", Text, nullable=False),
+    Column("at", Text, nullable=False),
+)
+
+follows = Table(  # a user's follow of a question, or of a saved search (query and filters)
+    "follows", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("question_id", Integer, ForeignKey("questions.id", ondelete="CASCADE")),
+    Column("query", Text, nullable=False, server_default=""),
+    Column("filters", Text, nullable=False, server_default="{}"),
+    Column("created_at", Text, nullable=False),
+    Column("seen_at", Text, nullable=False),  # the user's last look: later passages count as new
+    Column("seen_mark", Integer, nullable=False, server_default="0"),  # the store's change count then
+)
+
+feed_tokens = Table(  # one secret per user for feed URLs, kept as a hash; a new one revokes the old
+    "feed_tokens", metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("created_at", Text, nullable=False),
+)
+
+search_log = Table(  # what was searched, never by whom
+    "search_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("day", Text, nullable=False),  # YYYY-MM-DD
+    Column("query", Text, nullable=False),  # normalized
+    Column("mode", Text, nullable=False),
+    Column("results", Integer, nullable=False),  # matching documents
+    Column("best", Float),  # best similarity, when the mode had one
+)
+
+result_opens = Table(  # a result opened from a search, never by whom
+    "result_opens", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("day", Text, nullable=False),
+    Column("query", Text, nullable=False),
+    Column("doc_id", Integer, nullable=False),
+    Column("chunk_id", Integer),
+)
+
+feedback = Table(  # helpful or not on a result, from a signed-in user, never by whom
+    "feedback", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("day", Text, nullable=False),
+    Column("query", Text, nullable=False),
+    Column("doc_id", Integer, nullable=False),
+    Column("chunk_id", Integer, nullable=False),
+    Column("helpful", Boolean, nullable=False),
+    Column("question_id", Integer, ForeignKey("questions.id", ondelete="SET NULL")),
+)
 
 # PostgreSQL only ------------------------------------------------------------------------------
 
