@@ -15,6 +15,14 @@ class BadRequest(KbError):
     status = 400
 
 
+class EmptyQuery(BadRequest):
+    """A query given, but with nothing to search in it (spaces, control characters): well formed,
+    yet nothing can come of it."""
+
+    code = "empty_query"
+    status = 422
+
+
 class NotFound(KbError):
     """A document or other object that does not exist (or is not visible to the caller)."""
 

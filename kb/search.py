@@ -18,7 +18,7 @@ import numpy as np
 
 from . import dedup, fusion
 from .collection import KnowledgeBase
-from .errors import BadRequest
+from .errors import BadRequest, EmptyQuery
 from .models import Filters, Hit, SearchResult
 from .query import normalize, terms
 from .snippet import make_snippet
@@ -45,7 +45,7 @@ def validate(query: str, k: int, mode: str, offset: int = 0, group: str = "passa
         raise BadRequest("offset must be between 0 and 10000")
     text = normalize(query)
     if not text:
-        raise BadRequest("the query is empty")
+        raise EmptyQuery("the query is empty")
     return text
 
 

@@ -9,7 +9,8 @@ from kb.storage import SORTABLE
 
 from . import access
 from .openapi import spec
-from .params import _int, filters_from, search_request, shown
+from .params import (LIMIT_RANGE, LISTING_OFFSET_RANGE, SIMILAR_K_RANGE, _int, filters_from, query_text,
+                     search_request, shown)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -42,9 +43,8 @@ def _visible(doc_id: int):
 
 @bp.get("/search")
 def search():
+    query_text(request.args)
     req = search_request(request.args, access.visibility())
-    if not req.q:
-        raise BadRequest("q is required")
     result = current_app.extensions["searcher"].search(req.q, k=req.k, filters=req.filters, mode=req.mode,
                                                        offset=req.offset, group=req.group)
     payload = result.to_dict()
@@ -66,8 +66,8 @@ def documents():
         raise BadRequest(f"sort must be one of {', '.join(SORTABLE)}")
     if request.args.get("order", "asc") not in ("asc", "desc"):
         raise BadRequest("order must be asc or desc")
-    limit = _int(request.args, "limit", 100, 1, 1000)
-    offset = _int(request.args, "offset", 0, 0, 1_000_000)
+    limit = _int(request.args, "limit", 100, *LIMIT_RANGE)
+    offset = _int(request.args, "offset", 0, *LISTING_OFFSET_RANGE)
     kb = _kb()
     docs = kb.store.documents(filters, sort=sort, descending=request.args.get("order") == "desc",
                               limit=limit, offset=offset)
@@ -85,7 +85,7 @@ def document(doc_id: int):
 @bp.get("/documents/<int:doc_id>/similar")
 def similar(doc_id: int):
     _visible(doc_id)
-    k = _int(request.args, "k", 5, 1, 50)
+    k = _int(request.args, "k", 5, *SIMILAR_K_RANGE)
     kb = _kb()
     found = current_app.extensions["searcher"].similar(doc_id, k, access.visibility())
     return jsonify(doc_id=doc_id, similar=[{**_document(kb.store.get(i)), "score": round(s, 6)} for i, s in found])

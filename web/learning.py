@@ -10,7 +10,7 @@ from kb.errors import BadRequest, NotFound
 from kb.models import Filters
 
 from . import access
-from .params import search_request
+from .params import query_text, search_request
 
 bp = Blueprint("learning", __name__)
 
@@ -41,7 +41,7 @@ def api_across():
     unknown = set(request.args) - {"q"}
     if unknown:
         raise BadRequest(f"unknown parameter {sorted(unknown)[0]!r}; known: q")
-    data = _across((request.args.get("q") or "").strip()).to_dict()
+    data = _across(query_text(request.args)).to_dict()
     for group in data["sites"]:
         access.redact_hits(group["hits"])
     return jsonify(data)

@@ -1,19 +1,36 @@
-"""The OpenAPI description of /api (a test checks it lists exactly the app's routes)."""
+"""The OpenAPI description of /api (a test checks it lists exactly the app's routes, and
+tests/test_openapi.py fuzzes the API against it). Every bound the API enforces is declared, taken
+from where the code keeps it, so the two cannot drift."""
 
 from __future__ import annotations
 
 from kb import __version__
+from kb.search import MAX_K, MODES
+from kb.storage import SORTABLE
+
+from .params import (DATE, LIMIT_RANGE, LISTING_OFFSET_RANGE, MAX_Q_CHARS, MAX_VALUE_CHARS, MAX_VALUES,
+                     OFFSET_RANGE, PAGE_RANGE, SIMILAR_K_RANGE)
 
 
-def _param(name: str, where: str = "query", kind: str = "string", desc: str = "", many: bool = False,
-           required: bool = False) -> dict:
-    schema = {"type": "array", "items": {"type": kind}} if many else {"type": kind}
+def _param(name: str, schema: dict, desc: str = "", where: str = "query", required: bool = False) -> dict:
     out = {"name": name, "in": where, "schema": schema, "description": desc, "required": required}
-    if many:
+    if schema.get("type") == "array":
         out.update(style="form", explode=True)
     return out
 
 
+def _integer(low: int, high: int) -> dict:
+    return {"type": "integer", "minimum": low, "maximum": high}
+
+
+def _many(items: dict) -> dict:
+    return {"type": "array", "items": items, "maxItems": MAX_VALUES}
+
+
+# a question with nothing to search in it (spaces, control characters) is a 422
+QUERY = {"type": "string", "minLength": 1, "maxLength": MAX_Q_CHARS}
+DAY = {"type": "string", "pattern": f"^({DATE})?$"}  # empty: no bound
+VALUE = {"type": "string", "maxLength": MAX_VALUE_CHARS}
 ERROR = {"type": "object", "properties": {"error": {"type": "object", "properties": {
     "code": {"type": "string"}, "message": {"type": "string"}}, "required": ["code", "message"]}}}
 HIT = {"type": "object", "properties": {
@@ -29,7 +46,7 @@ DOCUMENT = {"type": "object", "properties": {
     "partnership": {"type": "string", "nullable": True}, "published": {"type": "string", "nullable": True},
     "tags": {"type": "array", "items": {"type": "string"}}, "visibility": {"type": "string"},
     "status": {"type": "string"}, "url": {"type": "string"}, "file_url": {"type": "string", "nullable": True}}}
-DOC_ID = _param("doc_id", "path", "integer", "document id", required=True)
+DOC_ID = _param("doc_id", {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}, "document id", "path", True)
 
 
 def _ok(schema: dict, desc: str = "OK") -> dict:
@@ -41,55 +58,62 @@ def _errors(*codes: int) -> dict:
 
 
 def spec() -> dict:
-    filters = [_param("site", many=True), _param("type", desc="document type", many=True),
-               _param("year", kind="integer", many=True), _param("tag", many=True)]
+    filters = [_param("site", _many(VALUE), "site, any of these (each value counts once)"),
+               _param("type", _many(VALUE), "document type, any of these"),
+               _param("year", _many(_integer(1000, 9999)), "year published, any of these"),
+               _param("tag", _many(VALUE), "tag, any of these")]
     return {
         "openapi": "3.0.3",
         "info": {"title": "kb API", "version": __version__,
-                 "description": "Hybrid semantic search over the Healthy Communities Together collection."},
+                 "description": "Hybrid semantic search over the Healthy Communities Together collection. "
+                                f"A query string holds at most 100 values, {MAX_VALUES} of one parameter."},
         "components": {"schemas": {"Error": ERROR, "Hit": HIT, "Document": DOCUMENT}},
         "paths": {
             "/api/search": {"get": {
                 "summary": "Search passages (same shape as `kb search --json`)",
-                "parameters": [_param("q", required=True, desc="the question or keywords"),
-                               _param("k", kind="integer", desc="hits per page, 1-100 (default 10)"),
-                               _param("mode", desc="hybrid (default), dense or keyword"),
-                               _param("page", kind="integer"), _param("offset", kind="integer"),
-                               _param("from", desc="published on or after (YYYY-MM-DD)"),
-                               _param("to", desc="published on or before"), *filters],
+                "parameters": [_param("q", QUERY, "the question or keywords (the first 1,000 characters are searched)",
+                                      required=True),
+                               _param("k", _integer(1, MAX_K), f"hits per page, 1-{MAX_K} (default 10)"),
+                               _param("mode", {"type": "string", "enum": list(MODES)}, "hybrid (default), dense or keyword"),
+                               _param("page", _integer(*PAGE_RANGE), "page of results (default 1)"),
+                               _param("offset", _integer(*OFFSET_RANGE), "hits to skip; instead of page"),
+                               _param("from", DAY, "published on or after (YYYY, YYYY-MM or YYYY-MM-DD)"),
+                               _param("to", DAY, "published on or before"), *filters],
                 "responses": {"200": _ok({"type": "object", "properties": {
                     "query": {"type": "string"}, "mode": {"type": "string"}, "took_ms": {"type": "number"},
                     "total": {"type": "integer"}, "hits": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}},
-                    "facets": {"type": "object"}}}), **_errors(400)}}},
+                    "facets": {"type": "object"}}}), **_errors(400, 401, 422, 503)}}},
             "/api/documents": {"get": {
                 "summary": "List documents visible to the caller",
-                "parameters": [*filters, _param("limit", kind="integer"), _param("offset", kind="integer"),
-                               _param("sort"), _param("order", desc="asc or desc")],
+                "parameters": [*filters, _param("limit", _integer(*LIMIT_RANGE), "documents at most (default 100)"),
+                               _param("offset", _integer(*LISTING_OFFSET_RANGE), "documents to skip"),
+                               _param("sort", {"type": "string", "enum": list(SORTABLE)}, "field to sort by (default id)"),
+                               _param("order", {"type": "string", "enum": ["asc", "desc"]}, "asc (default) or desc")],
                 "responses": {"200": _ok({"type": "object", "properties": {
                     "total": {"type": "integer"},
                     "documents": {"type": "array", "items": {"$ref": "#/components/schemas/Document"}}}}),
-                    **_errors(400)}}},
+                    **_errors(400, 401, 503)}}},
             "/api/documents/{doc_id}": {"get": {
                 "summary": "One document with its chunks", "parameters": [DOC_ID],
-                "responses": {"200": _ok({"$ref": "#/components/schemas/Document"}), **_errors(404)}}},
+                "responses": {"200": _ok({"$ref": "#/components/schemas/Document"}), **_errors(400, 401, 404, 503)}}},
             "/api/documents/{doc_id}/similar": {"get": {
                 "summary": "Nearest other documents by meaning, near-duplicates excluded",
-                "parameters": [DOC_ID, _param("k", kind="integer")],
-                "responses": {"200": _ok({"type": "object"}), **_errors(400, 404)}}},
+                "parameters": [DOC_ID, _param("k", _integer(*SIMILAR_K_RANGE), "documents at most (default 5)")],
+                "responses": {"200": _ok({"type": "object"}), **_errors(400, 401, 404, 503)}}},
             "/api/across": {"get": {
                 "summary": "One question across sites: each site's best passages, and the sites with none",
-                "parameters": [_param("q", required=True)],
+                "parameters": [_param("q", QUERY, "the question", required=True)],
                 "responses": {"200": _ok({"type": "object", "properties": {
                     "query": {"type": "string"}, "sites": {"type": "array", "items": {"type": "object", "properties": {
                         "site": {"type": "string"}, "partnership": {"type": "string", "nullable": True},
                         "found": {"type": "boolean"},
                         "hits": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}}}}}}}),
-                    **_errors(400)}}},
+                    **_errors(400, 401, 422, 503)}}},
             "/api/themes": {"get": {
                 "summary": "Themes across the collection, with passages per site (visible documents only)",
-                "responses": {"200": _ok({"type": "object"})}}},
+                "responses": {"200": _ok({"type": "object"}), **_errors(400, 401, 503)}}},
             "/api/stats": {"get": {"summary": "Counts by type, site and year; index and model",
-                                   "responses": {"200": _ok({"type": "object"})}}},
+                                   "responses": {"200": _ok({"type": "object"}), **_errors(400, 401, 503)}}},
             "/api/openapi.json": {"get": {"summary": "This description",
                                           "responses": {"200": _ok({"type": "object"})}}},
         },

@@ -6,12 +6,13 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from kb.errors import BadRequest
+from kb.errors import BadRequest, EmptyQuery
 from kb.models import Filters
 from kb.query import normalize
 from kb.search import GROUPS, MAX_K, MODES
 
-ISO_DATE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$")
+DATE = r"[0-9]{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01]))?)?"  # YYYY, YYYY-MM or YYYY-MM-DD, ASCII digits
+ISO_DATE = re.compile(DATE)  # whole values only (fullmatch): "2021\n" is not a date
 WHOLE_NUMBER = re.compile(r"-?[0-9]+")  # ASCII digits only: int() would also take "1_0", " 5" and "٥"
 FILTERS = ("site", "type", "year", "tag")
 SEARCH_PARAMS = {"q", "k", "mode", "group", "page", "offset", "from", "to", *FILTERS}
@@ -24,7 +25,10 @@ MAX_VALUES = 20
 MAX_Q_CHARS = 4000
 MAX_VALUE_CHARS = 200
 PAGE_RANGE = (1, 1000)
-OFFSET_RANGE = (0, 10_000)
+OFFSET_RANGE = (0, 10_000)  # of a search; no candidate pool is near that deep
+LIMIT_RANGE = (1, 1000)  # documents a listing gives at once
+LISTING_OFFSET_RANGE = (0, 1_000_000)
+SIMILAR_K_RANGE = (1, 50)
 
 
 @dataclass
@@ -123,7 +127,7 @@ def search_request(args, visibility: tuple[str, ...], default_k: int = 10, stric
     dates = {}
     for name in ("from", "to"):
         raw = args.get(name) or ""
-        if raw and not ISO_DATE.match(raw):
+        if raw and not ISO_DATE.fullmatch(raw):
             raise BadRequest(f"{name} must be a date like 2021-01-31, not {shown(raw)}")
         dates[name] = raw or None
     filters = filters_from(args, visibility, date_from=dates["from"], date_to=dates["to"])
@@ -135,6 +139,18 @@ def search_request(args, visibility: tuple[str, ...], default_k: int = 10, stric
     links = {name: [value] for name, value in given.items() if value}
     links.update({name: values for name in FILTERS if (values := filter_values(args, name))})
     return SearchRequest(q=q, k=k, mode=mode, page=page, filters=filters, group=group, args=links)
+
+
+def query_text(args) -> str:
+    """The API's q, normalized: missing or empty is a 400; text with nothing to search in it
+    (spaces, control characters) a 422, a rule no JSON Schema keyword states."""
+    raw = args.get("q") or ""
+    if not raw:
+        raise BadRequest("q is required")
+    q = normalize(raw)
+    if not q:
+        raise EmptyQuery("the query is empty")
+    return q
 
 
 def local_path(target: str | None, default: str) -> str:
