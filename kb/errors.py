@@ -23,6 +23,14 @@ class EmptyQuery(BadRequest):
     status = 422
 
 
+class InvalidField(BadRequest):
+    """A value that cannot be saved as given, and which field it is (so a form can point at it)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
 class NotFound(KbError):
     """A document or other object that does not exist (or is not visible to the caller)."""
 

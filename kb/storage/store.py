@@ -26,6 +26,7 @@ from .filters import conditions, tag_values
 from . import keyword
 from .jobs import JobRows
 from .migrate import upgrade
+from .questions import QuestionRows
 from .schema import chunks, doc_bands, documents, embeddings
 from .sqlite_migrations import EDITABLE_FIELDS, migrate
 from .themes import ThemeRows
@@ -84,6 +85,7 @@ class Store:
         self.audit = AuditRows(self.db)
         self.jobs = JobRows(self.db)
         self.themes = ThemeRows(self.db)
+        self.questions = QuestionRows(self.db)
 
     def _migrate(self) -> None:
         """SQLite's numbered migrations (before Alembic). Two processes opening a new store at once both try; the
