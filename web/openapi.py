@@ -31,6 +31,9 @@ def _many(items: dict) -> dict:
 QUERY = {"type": "string", "minLength": 1, "maxLength": MAX_Q_CHARS}
 DAY = {"type": "string", "pattern": f"^({DATE})?$"}  # empty: no bound
 VALUE = {"type": "string", "maxLength": MAX_VALUE_CHARS}
+MODE = {"type": "string", "enum": list(MODES)}
+SORT = {"type": "string", "enum": list(SORTABLE)}
+ORDER = {"type": "string", "enum": ["asc", "desc"]}
 ERROR = {"type": "object", "properties": {"error": {"type": "object", "properties": {
     "code": {"type": "string"}, "message": {"type": "string"}}, "required": ["code", "message"]}}}
 HIT = {"type": "object", "properties": {
@@ -74,21 +77,22 @@ def spec() -> dict:
                 "parameters": [_param("q", QUERY, "the question or keywords (the first 1,000 characters are searched)",
                                       required=True),
                                _param("k", _integer(1, MAX_K), f"hits per page, 1-{MAX_K} (default 10)"),
-                               _param("mode", {"type": "string", "enum": list(MODES)}, "hybrid (default), dense or keyword"),
+                               _param("mode", MODE, "hybrid (default), dense or keyword"),
                                _param("page", _integer(*PAGE_RANGE), "page of results (default 1)"),
                                _param("offset", _integer(*OFFSET_RANGE), "hits to skip; instead of page"),
                                _param("from", DAY, "published on or after (YYYY, YYYY-MM or YYYY-MM-DD)"),
                                _param("to", DAY, "published on or before"), *filters],
                 "responses": {"200": _ok({"type": "object", "properties": {
                     "query": {"type": "string"}, "mode": {"type": "string"}, "took_ms": {"type": "number"},
-                    "total": {"type": "integer"}, "hits": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}},
+                    "total": {"type": "integer"},
+                    "hits": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}},
                     "facets": {"type": "object"}}}), **_errors(400, 401, 422, 503)}}},
             "/api/documents": {"get": {
                 "summary": "List documents visible to the caller",
                 "parameters": [*filters, _param("limit", _integer(*LIMIT_RANGE), "documents at most (default 100)"),
                                _param("offset", _integer(*LISTING_OFFSET_RANGE), "documents to skip"),
-                               _param("sort", {"type": "string", "enum": list(SORTABLE)}, "field to sort by (default id)"),
-                               _param("order", {"type": "string", "enum": ["asc", "desc"]}, "asc (default) or desc")],
+                               _param("sort", SORT, "field to sort by (default id)"),
+                               _param("order", ORDER, "asc (default) or desc")],
                 "responses": {"200": _ok({"type": "object", "properties": {
                     "total": {"type": "integer"},
                     "documents": {"type": "array", "items": {"$ref": "#/components/schemas/Document"}}}}),
