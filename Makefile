@@ -16,7 +16,7 @@ export TRANSFORMERS_VERBOSITY := error
 PIP_VERSION      := 26.3
 PIP_TOOLS_VERSION := 7.6.2
 
-.PHONY: install lock run run-postgres test browser balancer bench bench-quick clean
+.PHONY: install lock run run-postgres test browser balancer axe bench bench-quick clean
 
 # Every dependency at the exact version and hash in requirements.lock, kb itself without
 # dependencies of its own. The lock pins torch to the CPU build on this kind's disk (2.13.0+cpu);
@@ -59,7 +59,16 @@ browser:
 balancer:
 	@command -v haproxy >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
 
-test: install browser balancer
+# axe-core for the accessibility tests (tests/test_accessibility.py injects it into every page), at the
+# version and hash in package-lock.json; Debian's nodejs and npm when npm is missing
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	npm ci --ignore-scripts --no-audit --no-fund --silent
+	touch $@
+
+axe: node_modules/.installed
+
+test: install browser balancer axe
 	$(BIN)/python -m pytest -q
 
 # txtai, the comparison the full benchmark runs beside kb, from its own lock (requirements.lock
@@ -76,4 +85,4 @@ bench: $(BIN)/.bench-installed
 	$(BIN)/python -m bench.serving
 
 clean:
-	rm -rf $(VENV) $(DATA) .pytest_cache
+	rm -rf $(VENV) $(DATA) .pytest_cache node_modules

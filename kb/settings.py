@@ -7,6 +7,7 @@ checks that the list stays complete.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
@@ -89,6 +90,11 @@ class Settings:
         "The site's public base URL (https://kb.example.org, or with a path). Links in exports use it, not "
         "the request's Host header; when set, requests naming another host get 400 (except /healthz, "
         "which load balancers ask by address).")
+    contact_email: str = _setting(
+        "", "KB_CONTACT_EMAIL",
+        "Where visitors report an accessibility problem or ask for a document in another format; the "
+        "accessibility statement (/accessibility) gives it. Empty: the statement can only send them back "
+        "to whoever gave them the link, so set it for any site others use.")
     secure_cookies: bool = _setting(
         False, "KB_SECURE_COOKIES",
         "Mark the session and known-device cookies Secure (sent over HTTPS only): on for any site served over TLS.")
@@ -142,6 +148,8 @@ class Settings:
             raise ConfigError("dense_weight must be between 0 and 1")
         if s.public_url:
             s = replace(s, public_url=_public_url(s.public_url))
+        if s.contact_email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", s.contact_email.strip()):
+            raise ConfigError(f"KB_CONTACT_EMAIL must be an email address such as access@example.org, not {s.contact_email!r}")
         try:
             s.proxy_networks
         except ValueError as exc:

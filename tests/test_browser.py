@@ -91,7 +91,7 @@ def test_phone_width_and_keyboard_only(browser, live_server):
     page.keyboard.press("Shift+Tab")  # back from the search box: the brand, then the skip link
     page.keyboard.press("Shift+Tab")
     focused = page.evaluate("document.activeElement.textContent")
-    assert focused.strip() in ("HCT learning library", "Skip to content")
+    assert focused.strip() in ("HCT learning library", "Skip to main content")
     context.close()
 
 

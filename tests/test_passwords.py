@@ -145,7 +145,8 @@ def test_the_page_asks_for_a_sign_in_and_is_linked_from_the_header(app):
         assert f'<label for="{field}">' in html
         assert re.search(f'<input id="{field}" name="{field}" type="password" autocomplete="{autocomplete}"', html)
     assert 'autocomplete="username" readonly hidden' in html  # tells password managers whose password it is
-    assert "There is a problem" not in html and " autofocus" not in html
+    assert "There is a problem" not in html and html.count(" autofocus") == 1  # the current password's field
+    assert re.search(r'<input id="current_password"[^>]* autofocus>', html)
 
 
 def test_a_change_without_the_forms_token_is_refused(app):

@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.secure_cookies,
         PUBLIC_URL=settings.public_url,
+        CONTACT_EMAIL=settings.contact_email.strip(),  # the accessibility statement's contact
         ANONYMOUS_SEARCH=settings.anonymous_search,
         START_WORKER=True,
     )

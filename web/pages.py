@@ -122,3 +122,9 @@ def original(doc_id: int):
     # the content's hash as the ETag, the same on every node; web/caching.py says who may keep it
     return send_file(path, mimetype=doc.mime or "application/octet-stream", as_attachment=not inline,
                      download_name=name, etag=doc.source_sha or True)
+
+
+@bp.get("/accessibility")
+def accessibility():
+    """The accessibility statement, in the form of GOV.UK's model statement."""
+    return render_template("accessibility.html")
