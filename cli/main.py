@@ -36,7 +36,9 @@ EXAMPLES = {
     "docs": ("kb docs", "kb docs --json"),
     "stats": ("kb stats", "kb stats --json"),
     "eval": ("kb eval bench/hct --mode hybrid",),
-    "themes": ("kb themes -k 12",),
+    "themes": ("kb themes -k 12", "kb themes list", 'kb themes rename 3 "Volunteer peer support"'),
+    "themes list": ("kb themes list",),
+    "themes rename": ('kb themes rename 3 "Volunteer peer support"', 'kb themes rename 3 ""'),
     "user": ("kb user add maria --role curator", "kb user list"),
     "user add": ("kb user add maria --role curator",
                  'echo "$PASSWORD" | kb user add maria --role curator --password-stdin'),
@@ -151,11 +153,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--fresh", action="store_true", help="rebuild the cached evaluation collection")
 
-    p = _command(sub, "themes", "rebuild the themes (k-means over passages, labelled by c-TF-IDF)",
+    p = _command(sub, "themes", "rebuild the themes (k-means over passages, labelled by phrases); list, rename",
                  "Rebuild the themes running through the collection: spherical k-means over passage "
-                 "vectors, each theme named by its distinctive terms.", EXAMPLES["themes"])
+                 "vectors, clusters that are one theme merged, each theme labelled by the phrase that "
+                 "sets it apart. Curators' names stay with their themes. With an action, list or name them.",
+                 EXAMPLES["themes"])
     p.add_argument("-k", type=int, metavar="N", help="number of themes (default: from the collection's size)")
     p.add_argument("--json", action="store_true", help="print the themes as JSON")
+    actions = p.add_subparsers(dest="themes_command", metavar="ACTION", title="actions")
+    t = _command(actions, "list", "list the themes as they are, without rebuilding them",
+                 "List the themes as they are: id, label (or curator's name) and passages.", EXAMPLES["themes list"])
+    t.add_argument("--json", action="store_true", help="print the themes as JSON")
+    t = _command(actions, "rename", "give a theme a name everyone sees; an empty one goes back to its label",
+                 "Give a theme a curator's name, shown to every reader instead of its label and kept "
+                 "through rebuilds while the theme stays (recorded in the audit log). An empty name "
+                 "goes back to the label computed from the passages.", EXAMPLES["themes rename"])
+    t.add_argument("id", type=int, help="the theme's id (kb themes list)")
+    t.add_argument("name", help='the name, at most 80 characters; "" for the label again')
 
     p = _command(sub, "user", "manage accounts: add, passwd, list, remove",
                  "Accounts for the web app: curators and partners.", EXAMPLES["user"])
@@ -372,15 +386,33 @@ def cmd_eval(settings: Settings, args) -> int:
 
 def cmd_themes(settings: Settings, args) -> int:
     from kb import themes
+    from kb.audit import record
 
     kb = _open(settings, existing=True)
+    if args.themes_command == "rename":
+        name = themes.rename(kb, args.id, args.name)
+        record(kb.store, "cli", "theme_name", f"theme {args.id}", name or "(label from its passages)")
+        print(f"theme {args.id} is now called {name!r}" if name else f"theme {args.id} is labelled from its passages")
+        return 0
+    if args.themes_command == "list":
+        shown = sorted(themes.visible_themes(kb, VISIBILITIES), key=lambda t: t.id)
+        if args.json:
+            print(json.dumps([t.__dict__ for t in shown], ensure_ascii=False, indent=2))
+            return 0
+        for t in shown:
+            named = f"  [named; labelled {t.computed!r}]" if t.name else ""
+            print(f"{t.id:>3}. {t.label}  ({t.passages} passages){named}")
+        if not shown:
+            print("no themes yet: kb themes builds them")
+        return 0
     with kb.writing():
         built = themes.build(kb, args.k)
     if args.json:
         print(json.dumps([t.__dict__ for t in built], ensure_ascii=False, indent=2))
         return 0
     for t in built:
-        print(f"{t.id:>3}. {t.label}  ({t.size} passages; {', '.join(t.terms)})")
+        named = f"  [named; labelled {t.label!r}]" if t.name else ""
+        print(f"{t.id:>3}. {t.name or t.label}  ({t.size} passages; {', '.join(t.terms)}){named}")
     return 0
 
 

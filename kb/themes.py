@@ -1,32 +1,38 @@
-"""Themes across the collection: k-means over chunk embeddings (seeded, so reproducible), each
-theme labelled by its distinctive terms (class-based TF-IDF). The labelling is a pure function.
+"""Themes across the collection: k-means over chunk embeddings (seeded, so reproducible), clusters
+that turn out to be one theme merged, each theme labelled by a short phrase from its passages
+(kb/labels.py). A curator may name a theme; the name follows the theme through rebuilds while a
+theme's centre stays where it was.
 
 A reader sees each theme labelled from the passages they may see (computed when asked, cached
-until the store or the themes change), so a theme's name never carries words from documents that
-are hidden from them or retired since the themes were built.
+until the store or the themes change), so a theme's label never carries words from documents that
+are hidden from them or retired since the themes were built. A curator's name is the exception,
+shown to everyone by the curator's choice.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import threading
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import faiss
 import numpy as np
 
+from . import labels
 from .collection import KnowledgeBase
-from .errors import BadRequest
-from .query import STOPWORDS
+from .errors import BadRequest, NotFound
+from .storage.themes import NamedTheme, NewTheme
 
 SEED = 20200124
 NO_SITE = "(no site)"  # the heat map's column for documents without a site
-_WORD = re.compile(r"[a-z][a-z'-]{2,}")
-EXTRA_STOPWORDS = frozenset("""also said says will would could one two three may might many much made make
-like well new used use using within across around per via yet still often including however including
-""".split())
+# Cosines between cluster centres (all-MiniLM-L6-v2). On the sample corpus, where every document is
+# about one programme, distinct themes' centres sit at 0.70-0.86 and split ones at 0.79-0.82; so
+# whether their leading phrases read alike decides between 0.75 and 0.9; above 0.9 they are one theme.
+SAME_THEME = 0.9
+RELATED = 0.75
+KEEP_NAME = 0.9  # a rebuilt theme this close to a named one's centre is that theme, and keeps its name
+NAME_LIMIT = 80  # characters in a curator's name for a theme
 
 
 @dataclass
@@ -35,27 +41,7 @@ class Theme:
     label: str
     terms: list[str]
     size: int
-
-
-def tokens(text: str) -> list[str]:
-    return [w.strip("'-") for w in _WORD.findall(text.lower())
-            if w not in STOPWORDS and w not in EXTRA_STOPWORDS and len(w.strip("'-")) > 2]
-
-
-def ctfidf_terms(groups: dict[int, list[str]], top: int = 6) -> dict[int, list[str]]:
-    """Class-based TF-IDF: each group's texts as one document; terms frequent in a group and rare
-    across groups describe it best. Pure."""
-    counts = {g: Counter(t for text in texts for t in tokens(text)) for g, texts in groups.items()}
-    total_by_term = Counter()
-    for c in counts.values():
-        total_by_term.update(c)
-    average = sum(total_by_term.values()) / max(1, len(counts))
-    out = {}
-    for group, c in counts.items():
-        size = sum(c.values()) or 1
-        scored = {t: (n / size) * math.log(1 + average / total_by_term[t]) for t, n in c.items() if n >= 2}
-        out[group] = [t for t, _ in sorted(scored.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
-    return out
+    name: str | None = None
 
 
 def theme_count(chunks: int) -> int:
@@ -63,13 +49,14 @@ def theme_count(chunks: int) -> int:
 
 
 def build(kb: KnowledgeBase, k: int | None = None) -> list[Theme]:
-    """Cluster every active passage and store the themes; returns them."""
+    """Cluster every active passage and store the themes, carrying curators' names over to the
+    themes they belong to; returns them."""
     if k is not None and k < 2:
         raise BadRequest("the number of themes must be at least 2")
     rows = kb.store.themes.active_passages()
     generation = kb.store.generation()
     if len(rows) < 4:
-        _store(kb, [], {}, generation)
+        kb.store.themes.replace([], {}, generation)
         return []
     ids = np.asarray([r.id for r in rows], dtype=np.int64)
     vectors = kb.index.vectors(ids)
@@ -77,20 +64,85 @@ def build(kb: KnowledgeBase, k: int | None = None) -> list[Theme]:
     kmeans = faiss.Kmeans(vectors.shape[1], k, niter=25, seed=SEED, spherical=True, verbose=False,
                           min_points_per_centroid=1)
     kmeans.train(vectors)
-    scores, labels = kmeans.index.search(vectors, 1)  # spherical k-means: inner products
-    groups: dict[int, list[str]] = {}
-    for row, label in zip(rows, labels[:, 0]):
-        groups.setdefault(int(label), []).append(f"{row.heading} {row.text}")
-    terms = ctfidf_terms(groups)
-    themes = [Theme(g + 1, ", ".join(terms[g][:3]), terms[g], len(groups[g])) for g in sorted(groups)]
-    assignments = {int(i): (int(l) + 1, float(s)) for i, l, s in zip(ids, labels[:, 0], scores[:, 0])}
-    _store(kb, themes, assignments, generation)
+    assignment = kmeans.index.search(vectors, 1)[1][:, 0].astype(np.int64)
+    groups: dict[int, list] = {}
+    for row, cluster in zip(rows, assignment):
+        groups.setdefault(int(cluster), []).append(row)
+    profiles, vocabulary = labels.read(groups)
+    assignment, profiles = merge(vectors, assignment, profiles, vocabulary)
+    described = labels.describe(profiles, vocabulary)
+    clusters = sorted(profiles)  # theme ids 1, 2, ... in the clusters' order
+    centroids = np.stack([_centre(vectors[assignment == c]) for c in clusters])
+    names = carry_names(kb.store.themes.named(), centroids)
+    themes = [Theme(n + 1, described[c].label, described[c].terms, profiles[c].size, names.get(n))
+              for n, c in enumerate(clusters)]
+    row = np.searchsorted(clusters, assignment)  # each passage's theme, as a row of `centroids`
+    scores = np.einsum("ij,ij->i", vectors, centroids[row])  # spherical k-means: nearness is the inner product
+    assignments = {int(i): (int(r) + 1, float(s)) for i, r, s in zip(ids, row, scores)}
+    kb.store.themes.replace([NewTheme(t.id, t.label, t.terms, t.size, t.name, centroids[t.id - 1]) for t in themes],
+                            assignments, generation)
     return themes
 
 
-def _store(kb, themes, assignments, generation) -> None:
-    """Replace the stored themes; the label columns hold the all-passages view (`kb themes`)."""
-    kb.store.themes.replace([(t.id, t.label, t.terms, t.size) for t in themes], assignments, generation)
+def _centre(vectors: np.ndarray) -> np.ndarray:
+    total = vectors.sum(axis=0)
+    return (total / max(float(np.linalg.norm(total)), 1e-12)).astype(np.float32)
+
+
+def merge(vectors: np.ndarray, assignment: np.ndarray, profiles: dict[int, labels.Profile],
+          vocabulary: labels.Vocabulary) -> tuple[np.ndarray, dict[int, labels.Profile]]:
+    """Fold clusters that are one theme into one, the closest pair first: centres at SAME_THEME,
+    or at RELATED when their leading phrases read alike (so two themes never do). Stops at two
+    themes. Pure: returns a new assignment and profiles."""
+    assignment, profiles = assignment.copy(), dict(profiles)
+    while len(profiles) > 2:
+        clusters = sorted(profiles)
+        centres = np.stack([_centre(vectors[assignment == c]) for c in clusters])
+        similar = centres @ centres.T
+        terms = {c: d.terms[:3] for c, d in labels.describe(profiles, vocabulary, top=3).items()}
+        pairs = sorted(((float(similar[i, j]), a, b) for i, a in enumerate(clusters)
+                        for j, b in enumerate(clusters) if i < j), key=lambda p: (-p[0], p[1], p[2]))
+        pair = next(((a, b) for cosine, a, b in pairs
+                     if cosine >= SAME_THEME or cosine >= RELATED and read_alike(terms[a], terms[b])), None)
+        if pair is None:
+            break
+        keep, fold = pair
+        assignment[assignment == fold] = keep
+        profiles[keep] = profiles[keep] + profiles.pop(fold)
+    return assignment, profiles
+
+
+def read_alike(a: list[str], b: list[str]) -> bool:
+    """Either's leading phrase is among the other's first three, or they share two of them."""
+    return bool(a and b) and (a[0] in b or b[0] in a or len(set(a) & set(b)) >= 2)
+
+
+def carry_names(named: list[NamedTheme], centroids: np.ndarray) -> dict[int, str]:
+    """Which new theme (by row of `centroids`) each named theme became: one to one, the closest
+    pair first, at cosine KEEP_NAME or more; a name whose theme is gone is dropped. Pure."""
+    pairs = sorted(((float(np.dot(t.centroid, centroids[n])), t.id, n, t.name) for t in named
+                    if t.centroid is not None and t.centroid.shape == centroids.shape[1:]
+                    for n in range(len(centroids))), key=lambda p: (-p[0], p[1], p[2]))
+    out: dict[int, str] = {}
+    used: set[int] = set()
+    for cosine, old, new, name in pairs:
+        if cosine < KEEP_NAME:
+            break
+        if old not in used and new not in out:
+            out[new] = name
+            used.add(old)
+    return out
+
+
+def rename(kb: KnowledgeBase, theme_id: int, name: str | None) -> str | None:
+    """Give a theme a curator's name, shown to every reader instead of its label; an empty name
+    goes back to the label. Returns the name as stored."""
+    name = " ".join((name or "").split()) or None
+    if name and len(name) > NAME_LIMIT:
+        raise BadRequest(f"a theme's name is at most {NAME_LIMIT} characters; this one is {len(name)}")
+    if not kb.store.themes.rename(theme_id, name):
+        raise NotFound(f"no theme {theme_id}")
+    return name
 
 
 def stale(kb: KnowledgeBase) -> bool:
@@ -101,7 +153,8 @@ def stale(kb: KnowledgeBase) -> bool:
 
 @dataclass
 class ThemeView:
-    """A theme as one reader may see it: counts and label from the documents visible to them."""
+    """A theme as one reader may see it: counts, label and phrases from the documents visible to
+    them; `label` is the curator's `name` when there is one, else the `computed` label."""
 
     id: int
     label: str
@@ -109,15 +162,17 @@ class ThemeView:
     passages: int
     documents: int
     sites: dict[str, int]
+    name: str | None = None
+    computed: str = ""
 
 
-_TERMS: OrderedDict[tuple, dict[int, list[str]]] = OrderedDict()
+_TERMS: OrderedDict[tuple, dict[int, labels.Description]] = OrderedDict()
 _TERMS_LOCK = threading.Lock()  # held while labels are computed: others asking meanwhile wait for them
 
 
-def visible_terms(kb: KnowledgeBase, visibility) -> dict[int, list[str]]:
-    """Each theme's distinctive terms among the active passages the reader may see, cached per
-    state of the store and of the themes."""
+def visible_terms(kb: KnowledgeBase, visibility) -> dict[int, labels.Description]:
+    """Each theme's label and distinctive phrases among the active passages the reader may see,
+    cached per state of the store and of the themes."""
     key = (str(kb.settings.data_dir), kb.store.revision(), kb.store.themes.built(), tuple(sorted(visibility)))
     with _TERMS_LOCK:
         if key not in _TERMS:
@@ -128,19 +183,25 @@ def visible_terms(kb: KnowledgeBase, visibility) -> dict[int, list[str]]:
         return _TERMS[key]
 
 
-def _terms_for(kb: KnowledgeBase, visibility) -> dict[int, list[str]]:
-    groups: dict[int, list[str]] = {}
-    for theme_id, heading, text in kb.store.themes.texts(visibility):
-        groups.setdefault(theme_id, []).append(f"{heading} {text}")
-    return ctfidf_terms(groups)
+def _terms_for(kb: KnowledgeBase, visibility) -> dict[int, labels.Description]:
+    groups: dict[int, list] = {}
+    for passage in kb.store.themes.texts(visibility):
+        groups.setdefault(passage.theme_id, []).append(passage)
+    return labels.label(groups)
 
 
 def visible_themes(kb: KnowledgeBase, visibility: tuple[str, ...]) -> list[ThemeView]:
-    """Themes with at least one passage the reader may see, labelled from those passages only."""
+    """Themes with at least one passage the reader may see, labelled from those passages only
+    (or by their curator's name)."""
     rows = kb.store.themes.counts(visibility)
-    sites, terms = _site_counts(kb, visibility), visible_terms(kb, visibility)
-    return [ThemeView(r.id, ", ".join(terms.get(r.id, [])[:3]), terms.get(r.id, []), r.passages,
-                      r.documents, sites.get(r.id, {})) for r in rows if terms.get(r.id)]
+    sites, described = _site_counts(kb, visibility), visible_terms(kb, visibility)
+    out = []
+    for r in rows:
+        d = described.get(r.id)
+        if d and (d.label or r.name):
+            out.append(ThemeView(r.id, r.name or d.label, d.terms, r.passages, r.documents, sites.get(r.id, {}),
+                                 r.name, d.label))
+    return out
 
 
 def _site_counts(kb: KnowledgeBase, visibility) -> dict[int, dict[str, int]]:

@@ -51,7 +51,8 @@ def snapshot(kb: KnowledgeBase) -> dict:
         "users": [(u.name, u.role) for u in Accounts(kb.store).list()],
         "audit": [(e.actor, e.action, e.target) for e in audit.entries(kb.store)],
         "jobs": [(j.id, j.status, j.original_name) for j in Jobs(kb.store).list()],
-        "themes": sorted((t.id, t.passages) for t in themes.visible_themes(kb, ("public", "partners", "curators"))),
+        "themes": sorted((t.id, t.passages, t.name) for t in themes.visible_themes(kb, ("public", "partners", "curators"))),
+        "theme names": [(t.id, t.name, t.centroid.tolist()) for t in kb.store.themes.named()],
         "originals": {d.id: kb.files.read(d.stored_path) for d in docs if d.stored_path},
     }
 
@@ -71,6 +72,7 @@ def test_a_collection_moves_to_postgresql_and_back_unchanged(fake_kb, kb_databas
     Jobs(fake_kb.store).create("upload", "curator1", "report.pdf")
     with fake_kb.writing():
         themes.build(fake_kb, k=2)
+    themes.rename(fake_kb, 1, "Walking groups")  # with the centre that carries it through rebuilds
     before = snapshot(fake_kb)
 
     embedder = CountingEmbedder()

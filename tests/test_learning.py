@@ -53,6 +53,20 @@ def test_themes_are_reproducible(corpus_kb):
     assert not themes.stale(corpus_kb)
 
 
+def test_corpus_themes_read_as_distinct_phrases_of_whole_words(corpus_kb):
+    with corpus_kb.writing():
+        built = themes.build(corpus_kb)
+    text = " ".join(f"{c.heading} {c.text}" for c in corpus_kb.store.themes.active_passages()).lower()
+    for t in built:
+        for word in " ".join([t.label, *t.terms]).lower().split():
+            assert re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text), (t.label, word)
+    assert len({t.label for t in built}) == len(built)
+    assert sum(" " in t.label for t in built) >= len(built) - 1  # phrases ("Lived experience"), not word lists
+    for a in built:  # themes that read alike were merged
+        for b in built:
+            assert a is b or not themes.read_alike(a.terms[:3], b.terms[:3]), (a.terms, b.terms)
+
+
 def test_theme_pages_and_heat_map(client):
     kb = client.application.extensions["kb"]  # the backend this client's app runs on
     html = client.get("/themes").get_data(as_text=True)
@@ -133,7 +147,8 @@ def test_theme_labels_come_only_from_passages_the_reader_may_see(fake_kb, tmp_pa
     assert [tuple(r) for r in shared] == [(2,)]  # open and closed garden passages share one theme
 
     def words(visibility):
-        return {w for t in themes.visible_themes(fake_kb, visibility) for w in [*t.terms, *t.label.split(", ")]}
+        return {w.lower() for t in themes.visible_themes(fake_kb, visibility) for phrase in [*t.terms, t.label]
+                for w in phrase.split()}
 
     assert "zanzibarcode" in words(("public", "partners", "curators"))
     assert "zanzibarcode" not in words(("public", "partners"))  # only curators-only documents hold it

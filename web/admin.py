@@ -214,6 +214,22 @@ def rebuild_themes():
     return redirect(url_for("learning.theme_list"))
 
 
+@bp.post("/themes/name")
+def name_theme():
+    """A curator's name for a theme, shown to every reader; an empty one brings back the label."""
+    from kb import themes
+
+    theme_id = request.form.get("theme", "")
+    if not theme_id.isdigit():
+        raise BadRequest("choose a theme to name")
+    theme_id = int(theme_id)
+    name = themes.rename(_kb(), theme_id, request.form.get("name"))
+    _log("theme_name", f"theme {theme_id}", name or "(label from its passages)")
+    flash(f"Theme {theme_id} is now called “{name}”." if name else
+          f"Theme {theme_id} is labelled from its passages again.")
+    return redirect(url_for("learning.theme_list"))
+
+
 @bp.get("/audit")
 def audit_log():
     action = request.args.get("action") or None

@@ -63,7 +63,7 @@ def theme_list():
     sites = sorted({s for t in visible for s in t.sites})
     peak = max([n for t in visible for n in t.sites.values()] or [1])
     return render_template("themes.html", themes=visible, sites=sites, peak=peak, stale=stale,
-                           NO_SITE=themes.NO_SITE)
+                           NO_SITE=themes.NO_SITE, NAME_LIMIT=themes.NAME_LIMIT)
 
 
 @bp.get("/themes/<int:theme_id>")

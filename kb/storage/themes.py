@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
-from sqlalchemy import delete, distinct, func, insert, literal, select
+import numpy as np
+from sqlalchemy import delete, distinct, func, insert, literal, select, update
 
 from ..models import Filters
 from .database import Database
@@ -14,15 +15,43 @@ from .schema import chunk_themes, chunks, documents, themes
 
 
 class ThemeInput(NamedTuple):
-    """An active passage, as the clustering reads it."""
+    """An active passage, as the clustering and the labels read it."""
 
     id: int
+    doc_id: int
     text: str
     heading: str
 
 
+class ThemeText(NamedTuple):
+    """An assigned passage a reader may see, as their theme labels read it."""
+
+    theme_id: int
+    doc_id: int
+    heading: str
+    text: str
+
+
+class NewTheme(NamedTuple):
+    id: int
+    label: str
+    terms: list[str]
+    size: int
+    name: str | None
+    centroid: np.ndarray
+
+
+class NamedTheme(NamedTuple):
+    """A theme a curator named, with its centre (None from before centres were kept)."""
+
+    id: int
+    name: str
+    centroid: np.ndarray | None
+
+
 class ThemeCount(NamedTuple):
     id: int
+    name: str | None
     passages: int
     documents: int
 
@@ -60,27 +89,38 @@ class ThemeRows:
         self.db = db
 
     def active_passages(self) -> list[ThemeInput]:
-        query = (select(chunks.c.id, chunks.c.text, chunks.c.heading)
+        query = (select(chunks.c.id, chunks.c.doc_id, chunks.c.text, chunks.c.heading)
                  .join_from(chunks, documents, documents.c.id == chunks.c.doc_id)
                  .where(documents.c.status == "active").order_by(chunks.c.id))
         with self.db.read() as conn:
             return [ThemeInput(*r) for r in conn.execute(query)]
 
-    def replace(self, found: list[tuple[int, str, list[str], int]], assignments: dict[int, tuple[int, float]],
-                generation: int) -> None:
-        """Store these themes (id, label, terms, size) and passage assignments instead of the old,
-        recording the store generation they were built from."""
+    def replace(self, found: list[NewTheme], assignments: dict[int, tuple[int, float]], generation: int) -> None:
+        """Store these themes and passage assignments instead of the old, recording the store
+        generation they were built from."""
         with self.db.transaction(bump=None) as conn:
             conn.execute(delete(chunk_themes))
             conn.execute(delete(themes))
             if found:
-                conn.execute(insert(themes), [{"id": i, "label": label, "terms": json.dumps(terms), "size": size}
-                                              for i, label, terms, size in found])
+                conn.execute(insert(themes), [
+                    {"id": t.id, "label": t.label, "terms": json.dumps(t.terms), "size": t.size, "name": t.name,
+                     "centroid": np.asarray(t.centroid, dtype="<f4").tobytes()} for t in found])
             if assignments:
                 conn.execute(insert(chunk_themes), [{"chunk_id": c, "theme_id": t, "score": s}
                                                     for c, (t, s) in assignments.items()])
             self.db.set_counter(conn, "themes_generation", generation)
             self.db.set_counter(conn, "themes_built", (self.db.counter("themes_built", conn) or 0) + 1)
+
+    def named(self) -> list[NamedTheme]:
+        query = select(themes.c.id, themes.c.name, themes.c.centroid).where(themes.c.name.is_not(None))
+        with self.db.read() as conn:
+            return [NamedTheme(i, name, None if blob is None else np.frombuffer(blob, dtype="<f4"))
+                    for i, name, blob in conn.execute(query.order_by(themes.c.id))]
+
+    def rename(self, theme_id: int, name: str | None) -> bool:
+        """Set (or with None clear) a theme's curator name; False when there is no such theme."""
+        with self.db.transaction(bump=None) as conn:
+            return conn.execute(update(themes).where(themes.c.id == theme_id).values(name=name)).rowcount == 1
 
     def exist(self) -> bool:
         with self.db.read() as conn:
@@ -94,19 +134,20 @@ class ThemeRows:
         """How many times themes were built (a cache key)."""
         return self.db.counter("themes_built")
 
-    def texts(self, visibility) -> list[tuple[int, str, str]]:
-        """(theme id, heading, text) of every assigned passage the reader may see."""
+    def texts(self, visibility) -> list[ThemeText]:
+        """Every assigned passage the reader may see, in a stable order."""
         joined, where = _visible(visibility)
-        query = select(chunk_themes.c.theme_id, chunks.c.heading, chunks.c.text).select_from(joined).where(where)
+        query = (select(chunk_themes.c.theme_id, chunks.c.doc_id, chunks.c.heading, chunks.c.text)
+                 .select_from(joined).where(where).order_by(chunks.c.id))
         with self.db.read() as conn:
-            return [tuple(r) for r in conn.execute(query)]
+            return [ThemeText(*r) for r in conn.execute(query)]
 
     def counts(self, visibility) -> list[ThemeCount]:
         joined, where = _visible(visibility)
         passages = func.count().label("passages")
-        query = (select(themes.c.id, passages, func.count(distinct(documents.c.id)).label("documents"))
+        query = (select(themes.c.id, themes.c.name, passages, func.count(distinct(documents.c.id)).label("documents"))
                  .select_from(themes.join(joined, chunk_themes.c.theme_id == themes.c.id)).where(where)
-                 .group_by(themes.c.id).order_by(passages.desc(), themes.c.id))
+                 .group_by(themes.c.id, themes.c.name).order_by(passages.desc(), themes.c.id))
         with self.db.read() as conn:
             return [ThemeCount(*r) for r in conn.execute(query)]
 
