@@ -49,7 +49,7 @@ def photograph(out: Path, full_page: bool) -> list[tuple[str, str, dict[str, Pat
         with serving(app) as base, sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             contexts = {}  # (role, width) -> a page signed in as that role
-            for stop in stops(furnished):
+            for stop in stops(furnished, app.view_functions):
                 role, files = stop.roles[0], {}
                 for width, options in WIDTHS.items():
                     if (role, width) not in contexts:

@@ -23,13 +23,15 @@ QUESTION = "what have sites learned about volunteers?"
 
 @dataclass(frozen=True)
 class Stop:
-    """One page: where it is, who visits it (the first one is photographed), and anything to do on
-    it first (send a form with mistakes, to see its error state)."""
+    """One page: where it is, who visits it (the first one is photographed), anything to do on it
+    first (send a form with mistakes, to see its error state), and the endpoint it needs, for pages
+    of features an app may not have."""
 
     name: str
     path: str
     roles: tuple[str, ...] = ROLES
     then: Callable | None = None
+    needs: str | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Furnished:
     doc_id: int  # a public document with several passages
     ordinal: int  # the passage of it a search would highlight
     theme_id: int
+    question_id: int | None  # a learning question, where the collection has them
 
 
 def furnish(kb) -> Furnished:
@@ -59,7 +62,13 @@ def furnish(kb) -> Furnished:
     jobs.update(twin.id, status="needs_decision", progress=50, message="the same text as a document already here",
                 duplicate_of=doc.id)
     ordinal = kb.store.chunks_of(doc.id)[1].ordinal
-    return Furnished(doc_id=doc.id, ordinal=ordinal, theme_id=1)  # /themes builds them, numbered from 1
+    question_id = None
+    if hasattr(kb.store, "questions"):
+        from kb.questions import Questions
+
+        question_id = Questions(kb).add("How do volunteers stay involved?", "What keeps volunteers coming back.",
+                                        by="curator").id
+    return Furnished(doc_id=doc.id, ordinal=ordinal, theme_id=1, question_id=question_id)  # themes: built by /themes, from 1
 
 
 def _submit_wrong_password(page):
@@ -74,10 +83,11 @@ def _submit_empty_password_form(page):
     page.wait_for_load_state()
 
 
-def stops(f: Furnished) -> list[Stop]:
+def stops(f: Furnished, endpoints=None) -> list[Stop]:
+    """The tour; given the app's endpoints (`app.view_functions`), only the stops it can show."""
     question = quote_plus(QUESTION)
     signed_in = ("partner", "curator")
-    return [
+    tour = [
         Stop("overview", "/"),
         Stop("search", f"/?q={question}"),
         Stop("search-filtered", f"/?q={question}&site=Plymouth&tag=volunteers"),
@@ -102,7 +112,14 @@ def stops(f: Furnished) -> list[Stop]:
         Stop("admin-jobs", "/admin/jobs", ("curator",)),
         Stop("admin-audit", "/admin/audit", ("curator",)),
         Stop("admin-forbidden", "/admin/documents", ("partner", "anonymous")),
+        Stop("questions", "/questions", ("curator", "partner", "anonymous"), needs="questions.question_list"),
+        Stop("question", f"/questions/{f.question_id}", ("curator", "partner", "anonymous"), needs="questions.question"),
+        Stop("follows", "/account/follows", signed_in, needs="follows.mine"),
+        Stop("feed", "/account/feed", signed_in, needs="follows.feed_token"),
+        Stop("admin-analytics", "/admin/analytics", ("curator",), needs="analytics.report"),
     ]
+    return [s for s in tour if s.needs is None or (endpoints is not None and s.needs in endpoints
+                                                    and (s.name != "question" or f.question_id))]
 
 
 def sign_in(page, base: str, role: str) -> None:
