@@ -20,11 +20,16 @@ def _clean(text) -> str:
     return " ".join(str(text if text is not None else "").split())
 
 
+def passage_link(base_url: str, hit: Hit) -> str:
+    """The passage on its document's page, on the site at `base_url`."""
+    return f"{base_url.rstrip('/')}/doc/{hit.doc_id}?hl={hit.ordinal}#chunk-{hit.ordinal}"
+
+
 def hit_row(rank: int, hit: Hit, base_url: str, site: str | None = None) -> dict:
     return {"rank": str(rank), "site": _clean(site or hit.site), "title": _clean(hit.title),
             "doc_type": _clean(hit.doc_type), "published": _clean(hit.published),
             "page": _clean(hit.page), "heading": _clean(hit.heading), "passage": _clean(hit.text),
-            "link": f"{base_url.rstrip('/')}/doc/{hit.doc_id}?hl={hit.ordinal}#chunk-{hit.ordinal}"}
+            "link": passage_link(base_url, hit)}
 
 
 def hit_rows(hits: list[Hit], base_url: str, start: int = 1) -> list[dict]:
@@ -45,12 +50,12 @@ def _cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@") else value
 
 
-def to_csv(rows: list[dict]) -> str:
+def to_csv(rows: list[dict], columns: list[str] = COLUMNS) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\r\n")
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _cell(row.get(k, "")) for k in COLUMNS})
+        writer.writerow({k: _cell(row.get(k, "")) for k in columns})
     return out.getvalue()
 
 
@@ -62,22 +67,30 @@ def parse_csv(text: str) -> list[dict]:
     return [{k: unguard(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(text.lstrip("\ufeff")))]
 
 
-def to_markdown(rows: list[dict], title: str) -> str:
-    def esc(value: str) -> str:
-        """Backslash-escaped: a cell's text never becomes markup (raw HTML, links, images) or a new column."""
-        return re.sub(r"([\\|<>\[\]`])", r"\\\1", value)
+def _escaped(value: str) -> str:
+    """Backslash-escaped: a cell's text never becomes markup (raw HTML, links, images) or a new column."""
+    return re.sub(r"([\\|<>\[\]`])", r"\\\1", value)
 
-    lines = [f"# {esc(_clean(title))}", "", "| " + " | ".join(COLUMNS) + " |",
-             "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(esc(row.get(c, "")) for c in COLUMNS) + " |" for row in rows]
+
+def to_markdown(rows: list[dict], title: str, columns: list[str] = COLUMNS, intro: list[str] = ()) -> str:
+    """A table under a title; `intro` lines (plain text, escaped) go between them, a paragraph each."""
+    lines = [f"# {_escaped(_clean(title))}", ""]
+    for line in intro:
+        lines += [_escaped(_clean(line)), ""]
+    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_escaped(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
-def parse_markdown(text: str) -> list[dict]:
+def parse_markdown(text: str, columns: list[str] = COLUMNS) -> list[dict]:
     """Rows back from `to_markdown` (for tests and round trips)."""
     rows = []
+    header = "| " + " | ".join(columns) + " |"
+    table = False
     for line in text.splitlines():
-        if not line.startswith("| ") or line.startswith("| rank |"):
+        if line == header:
+            table = True
+        if not table or not line.startswith("| ") or line == header:
             continue
         cells, cell, i = [], "", 2
         while i < len(line):
@@ -92,5 +105,5 @@ def parse_markdown(text: str) -> list[dict]:
                 continue
             cell += ch
             i += 1
-        rows.append(dict(zip(COLUMNS, cells)))
+        rows.append(dict(zip(columns, cells)))
     return rows

@@ -288,3 +288,17 @@ class AuditEntry:
     action: str
     target: str
     detail: str
+
+
+@dataclass(frozen=True)
+class Follow:
+    """A user's follow: of a learning question (`question_id`), or of a saved search (`query` and
+    `params`, the search page's own filter parameters: site, type, year, tag, from, to, mode)."""
+    id: int
+    user_id: int
+    question_id: int | None
+    query: str
+    params: dict[str, list[str]]
+    created_at: str
+    seen_at: str  # the user's last look: passages of documents added or updated since are new
+    seen_mark: int  # the store's change count at that look (see kb/follows.py)

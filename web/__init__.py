@@ -184,6 +184,9 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
             health["vectors"] = kb.index.count()
         return jsonify(health)
 
+    from . import follows, packs
+    follows.init_app(app)  # follows and their Atom feeds (web/follows.py)
+    app.register_blueprint(packs.bp)  # evidence packs of learning questions (web/packs.py)
     return app
 
 

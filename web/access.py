@@ -62,7 +62,7 @@ def check_csrf() -> None:
 def check_anonymous_search() -> None:
     if current_app.config.get("ANONYMOUS_SEARCH", True) or current_user():
         return
-    if request.endpoint in ("auth.login", "auth.logout", "static", "healthz", "api.openapi"):
+    if request.endpoint in ("auth.login", "auth.logout", "static", "healthz", "api.openapi", "follows.feed"):
         return
     raise SignInRequired("sign in to search this collection")
 

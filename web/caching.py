@@ -3,7 +3,7 @@
 Visibility can change at any moment (a curator restricts a document, an account is removed), so no
 cache may answer for the server on its own:
 - anything a signed-in user is shown, and every answer that depends on who asks (the API, health,
-  sign-in, account and curator pages, errors and redirects), is `private, no-store`;
+  sign-in, account and curator pages, a follow's feed, errors and redirects), is `private, no-store`;
 - the pages and public originals anyone may see are `no-cache` with an ETag: a cache may keep them
   but must ask again before each use, so the visibility check runs every time, and an unchanged
   answer costs a 304 without a body;
@@ -18,7 +18,7 @@ from flask import Response, request, session
 from . import access
 
 PRIVATE = "private, no-store"
-PRIVATE_PATHS = ("/admin", "/login", "/logout", "/account", "/api/", "/healthz")
+PRIVATE_PATHS = ("/admin", "/login", "/logout", "/account", "/api/", "/healthz", "/feeds/")
 SHARED_API = ("/api/openapi.json",)  # the same for every reader
 
 

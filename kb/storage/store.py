@@ -22,6 +22,7 @@ from ..models import ChunkRow, Chunk, DocMeta, Document, Filters, Passage
 from .accounts import AccountRows
 from .audit import AuditRows
 from .database import Database, now
+from .follows import FollowRows
 from .filters import conditions, tag_values
 from . import keyword
 from .jobs import JobRows
@@ -85,6 +86,7 @@ class Store:
         self.audit = AuditRows(self.db)
         self.jobs = JobRows(self.db)
         self.themes = ThemeRows(self.db)
+        self.follows = FollowRows(self.db)
         self.questions = QuestionRows(self.db)
 
     def _migrate(self) -> None:
