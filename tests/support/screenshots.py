@@ -62,11 +62,21 @@ def photograph(out: Path, full_page: bool) -> list[tuple[str, str, dict[str, Pat
                         stop.then(page)
                     files[width] = out / f"{stop.name}-{width}.png"
                     page.screenshot(path=str(files[width]), full_page=full_page)
+                    _shrink(files[width])
                 taken.append((stop.name, role, files))
                 print(f"{stop.name} ({role})", file=sys.stderr)
             browser.close()
         kb.close()
     return taken
+
+
+def _shrink(path: Path) -> None:
+    """256 colours, undithered: a third of the bytes, and no visible change to pages of flat colours and text."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        fewer = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    fewer.save(path, optimize=True)
 
 
 def gallery(taken, out: Path) -> str:
