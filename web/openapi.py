@@ -5,7 +5,7 @@ from where the code keeps it, so the two cannot drift."""
 from __future__ import annotations
 
 from kb import __version__
-from kb.search import MAX_K, MODES
+from kb.search import GROUPS, MAX_K, MODES
 from kb.storage import SORTABLE
 
 from .params import (DATE, LIMIT_RANGE, LISTING_OFFSET_RANGE, MAX_Q_CHARS, MAX_VALUE_CHARS, MAX_VALUES,
@@ -31,7 +31,8 @@ def _many(items: dict) -> dict:
 QUERY = {"type": "string", "minLength": 1, "maxLength": MAX_Q_CHARS}
 DAY = {"type": "string", "pattern": f"^({DATE})?$"}  # empty: no bound
 VALUE = {"type": "string", "maxLength": MAX_VALUE_CHARS}
-MODE = {"type": "string", "enum": list(MODES)}
+MODE = {"type": "string", "enum": ["", *MODES]}  # empty: the default, as for every optional parameter
+GROUP = {"type": "string", "enum": ["", *GROUPS]}
 SORT = {"type": "string", "enum": list(SORTABLE)}
 ORDER = {"type": "string", "enum": ["asc", "desc"]}
 ERROR = {"type": "object", "properties": {"error": {"type": "object", "properties": {
@@ -78,6 +79,8 @@ def spec() -> dict:
                                       required=True),
                                _param("k", _integer(1, MAX_K), f"hits per page, 1-{MAX_K} (default 10)"),
                                _param("mode", MODE, "hybrid (default), dense or keyword"),
+                               _param("group", GROUP, "passage (default): every matching passage; document: "
+                                                      "each document once, with a few more of its passages"),
                                _param("page", _integer(*PAGE_RANGE), "page of results (default 1)"),
                                _param("offset", _integer(*OFFSET_RANGE), "hits to skip; instead of page"),
                                _param("from", DAY, "published on or after (YYYY, YYYY-MM or YYYY-MM-DD)"),
