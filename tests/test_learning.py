@@ -94,9 +94,12 @@ def test_every_site_page_lists_its_documents(client, corpus_kb):
 
 
 def test_exports_parse_back_into_the_same_rows(client):
-    hits = client.get("/api/search?q=phase+2+grants&k=5").get_json()["hits"]
+    hits = client.get("/api/search?q=phase+2+grants&k=5&group=document").get_json()["hits"]  # as the page lists them
     rows = export.parse_csv(client.get("/export?q=phase+2+grants&k=5&format=csv").get_data(as_text=True))
     assert [r["title"] for r in rows] == [h["title"] for h in hits]
+    passages = client.get("/api/search?q=phase+2+grants&k=5").get_json()["hits"]
+    listed = export.parse_csv(client.get("/export?q=phase+2+grants&k=5&group=passage&format=csv").get_data(as_text=True))
+    assert [r["passage"][:40] for r in listed] == [" ".join(h["text"].split())[:40] for h in passages]
     assert all(r["link"].startswith("http://localhost/doc/") and "#chunk-" in r["link"] for r in rows)
     md_text = client.get("/export?q=phase+2+grants&k=5&format=md").get_data(as_text=True)
     assert export.parse_markdown(md_text) == rows
