@@ -154,7 +154,7 @@ def test_partners_only_document_never_reaches_anonymous_visitors(client, corpus_
         assert client.get(url).status_code == 404, url
     # a shared link to it offers a sign-in, as a link to no document at all does: the same page
     pages = [client.get(f"/doc/{n}").get_data(as_text=True).replace(str(n), "ID") for n in (hidden, 987654)]
-    assert pages[0] == pages[1] and f'href="/login?next=/doc/ID"' in pages[0]
+    assert pages[0] == pages[1] and 'href="/login?next=/doc/ID"' in pages[0]
     for other in client.get("/api/documents").get_json()["documents"]:
         similar = client.get(f"/api/documents/{other['id']}/similar?k=50").get_json()["similar"]
         assert all(s["id"] != hidden for s in similar)

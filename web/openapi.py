@@ -42,8 +42,11 @@ HIT = {"type": "object", "properties": {
     "title": {"type": "string"}, "source": {"type": "string"}, "site": {"type": "string", "nullable": True},
     "doc_type": {"type": "string", "nullable": True}, "published": {"type": "string", "nullable": True},
     "page": {"type": "integer", "nullable": True}, "heading": {"type": "string"}, "text": {"type": "string"},
-    "snippet": {"type": "string", "description": "HTML-escaped text; query terms wrapped in <mark>"},
-    "score": {"type": "number"}, "also_in": {"type": "array", "items": {"type": "object"}}}}
+    "snippet": {"type": "string", "description": "HTML-escaped text; query terms wrapped in <mark>, the "
+                                                "sentence that matches best in <strong>"},
+    "score": {"type": "number"}, "also_in": {"type": "array", "items": {"type": "object"}},
+    "more": {"type": "array", "description": "group=document: further passages of the document (chunk_id, "
+                                             "ordinal, page, heading, snippet)", "items": {"type": "object"}}}}
 DOCUMENT = {"type": "object", "properties": {
     "id": {"type": "integer"}, "title": {"type": "string"}, "source": {"type": "string"},
     "doc_type": {"type": "string", "nullable": True}, "site": {"type": "string", "nullable": True},
@@ -87,8 +90,17 @@ def spec() -> dict:
                                _param("to", DAY, "published on or before"), *filters],
                 "responses": {"200": _ok({"type": "object", "properties": {
                     "query": {"type": "string"}, "mode": {"type": "string"}, "took_ms": {"type": "number"},
-                    "total": {"type": "integer"},
+                    "total": {"type": "integer", "description": "matching results (passages, or documents "
+                                                               "with group=document) before paging"},
+                    "best_similarity": {"type": "number", "nullable": True},
+                    "group": {"type": "string", "enum": ["passage", "document"]},
+                    "matching": {"type": "object", "description": "what matches: a keyword match, or close enough "
+                                 "in meaning; complete is false when there are at least these", "properties": {
+                        "passages": {"type": "integer"}, "documents": {"type": "integer"},
+                        "complete": {"type": "boolean"}}},
                     "hits": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}},
+                    "nearest": {"type": "array", "description": "when nothing matches: the closest passages, "
+                                "uncounted", "items": {"$ref": "#/components/schemas/Hit"}},
                     "facets": {"type": "object"}}}), **_errors(400, 401, 422, 503)}}},
             "/api/documents": {"get": {
                 "summary": "List documents visible to the caller",
