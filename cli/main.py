@@ -16,6 +16,7 @@ from kb.models import VISIBILITIES, DocMeta, Filters
 from kb.settings import Settings
 
 from . import output
+from . import questions as questions_cli
 
 SEARCH_MODES = ("hybrid", "dense", "keyword")
 GROUPS = ("passage", "document")
@@ -35,7 +36,7 @@ EXAMPLES = {
     "reindex": ("kb reindex",),
     "docs": ("kb docs", "kb docs --json"),
     "stats": ("kb stats", "kb stats --json"),
-    "eval": ("kb eval bench/hct --mode hybrid",),
+    "eval": ("kb eval bench/hct --mode hybrid", "kb eval --questions"),
     "themes": ("kb themes -k 12", "kb themes list", 'kb themes rename 3 "Volunteer peer support"'),
     "themes list": ("kb themes list",),
     "themes rename": ('kb themes rename 3 "Volunteer peer support"', 'kb themes rename 3 ""'),
@@ -51,6 +52,7 @@ EXAMPLES = {
     "copy": ("kb copy --to postgresql://kb@db.example.org/kb",),
     "serve": ("kb serve --port 5000",),
 }
+EXAMPLES.update(questions_cli.EXAMPLES)
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -144,8 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "eval", "measure retrieval quality on a BEIR-format folder",
                  "Measure retrieval quality on a BEIR-format folder (corpus.jsonl, queries.jsonl, "
                  "qrels/test.tsv): nDCG@10 with its 95% interval, recall, MRR and latency. The "
-                 "collection it builds is cached under the data folder.", EXAMPLES["eval"])
-    p.add_argument("folder", type=Path, metavar="DIR", help="the BEIR-format folder")
+                 "collection it builds is cached under the data folder. With --questions, the curators' "
+                 "learning questions on this collection instead, graded by their judgements, overall "
+                 "and per site.", EXAMPLES["eval"])
+    p.add_argument("folder", type=Path, metavar="DIR", nargs="?", help="the BEIR-format folder")
+    p.add_argument("--questions", action="store_true",
+                   help="instead of a folder, the curators' learning questions and judgements: nDCG@10 overall and per site")
     p.add_argument("--mode", choices=SEARCH_MODES, default="hybrid", help="search mode to measure (default hybrid)")
     p.add_argument("-k", type=int, default=10, metavar="N", help="cut-off for nDCG (default 10)")
     p.add_argument("--group", choices=GROUPS, default="passage",
@@ -170,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "goes back to the label computed from the passages.", EXAMPLES["themes rename"])
     t.add_argument("id", type=int, help="the theme's id (kb themes list)")
     t.add_argument("name", help='the name, at most 80 characters; "" for the label again')
+
+    questions_cli.add_parser(sub, _command)
 
     p = _command(sub, "user", "manage accounts: add, passwd, list, remove",
                  "Accounts for the web app: curators and partners.", EXAMPLES["user"])
@@ -354,6 +362,8 @@ def cmd_stats(settings: Settings, args) -> int:
 def cmd_eval(settings: Settings, args) -> int:
     from kb import evaluate
 
+    if args.questions or args.folder is None:
+        return _eval_questions(settings, args)
     data = evaluate.read_beir(args.folder)
     bars: dict = {}
 
@@ -382,6 +392,25 @@ def cmd_eval(settings: Settings, args) -> int:
     for key in ("recall@10", "recall@100", "mrr@10", "relevant_docs@10", "p50_ms", "p95_ms"):
         print(f"  {key:<11} {report[key]}")
     return 0
+
+
+def _eval_questions(settings: Settings, args) -> int:
+    from kb import judged
+
+    if not args.questions or args.folder is not None:
+        raise BadRequest("give kb eval a BEIR folder, or --questions for the curators' judgements (not both)")
+    kb = _open(settings, existing=True)
+    kb.embedder.warm()
+    report = judged.run(kb, args.mode, args.k, args.group).to_dict()
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+        return 0
+    print("\n".join(questions_cli.eval_lines(report)))
+    return 0
+
+
+def cmd_questions(settings: Settings, args) -> int:
+    return questions_cli.run(_open(settings, existing=True), settings, args)
 
 
 def cmd_themes(settings: Settings, args) -> int:
@@ -546,7 +575,7 @@ def cmd_serve(settings: Settings, args) -> int:
 
 
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "remove": cmd_remove, "reindex": cmd_reindex,
-            "docs": cmd_docs, "stats": cmd_stats, "eval": cmd_eval, "themes": cmd_themes, "user": cmd_user, "model": cmd_model, "copy": cmd_copy,
+            "docs": cmd_docs, "stats": cmd_stats, "eval": cmd_eval, "themes": cmd_themes, "questions": cmd_questions, "user": cmd_user, "model": cmd_model, "copy": cmd_copy,
             "serve": cmd_serve}
 
 if __name__ == "__main__":

@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     app.extensions["jobs"] = Jobs(kb.store)
 
     from . import admin, api, auth, learning, pages
+    from . import questions
     from .admin import MAX_UPLOAD_FILES
     from .worker import Worker
 
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(learning.bp)
+    app.register_blueprint(questions.bp)
     _register_errors(app)
 
     db = kb.store.db

@@ -10,6 +10,7 @@ from kb.storage import SORTABLE
 
 from .params import (DATE, LIMIT_RANGE, LISTING_OFFSET_RANGE, MAX_Q_CHARS, MAX_VALUE_CHARS, MAX_VALUES,
                      OFFSET_RANGE, PAGE_RANGE, SIMILAR_K_RANGE)
+from .questions import PER_SITE_RANGE as QUESTION_PER_SITE
 
 
 def _param(name: str, schema: dict, desc: str = "", where: str = "query", required: bool = False) -> dict:
@@ -54,6 +55,26 @@ DOCUMENT = {"type": "object", "properties": {
     "tags": {"type": "array", "items": {"type": "string"}}, "visibility": {"type": "string"},
     "status": {"type": "string"}, "url": {"type": "string"}, "file_url": {"type": "string", "nullable": True}}}
 DOC_ID = _param("doc_id", {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}, "document id", "path", True)
+NULLABLE_TEXT = {"type": "string", "nullable": True}
+QUESTION = {"type": "object", "properties": {  # created_by for curators only
+    "id": {"type": "integer"}, "text": {"type": "string"}, "description": {"type": "string"},
+    "sites": {"type": "array", "items": {"type": "string"}}, "types": {"type": "array", "items": {"type": "string"}},
+    "date_from": NULLABLE_TEXT, "date_to": NULLABLE_TEXT, "status": {"type": "string", "enum": ["active", "archived"]},
+    "created_at": {"type": "string"}, "updated_at": {"type": "string"}, "reviewed_at": NULLABLE_TEXT},
+    "required": ["id", "text", "sites", "types", "status"]}
+QUESTION_ID = _param("question_id", {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}, "question id", "path",
+                     True)
+HITS = {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}}
+QUESTION_EVIDENCE = {"type": "object", "properties": {
+    "question": {"$ref": "#/components/schemas/Question"}, "pinned": HITS,
+    "sites": {"type": "array", "items": {"type": "object", "properties": {
+        "site": {"type": "string"}, "partnership": NULLABLE_TEXT, "found": {"type": "boolean"},
+        "pinned": {"type": "integer"}, "hits": HITS}}},
+    "timeline": {"type": "object", "description": "site -> publication year (or 'undated') -> passages of evidence",
+                 "additionalProperties": {"type": "object", "additionalProperties": {"type": "integer"}}},
+    "new": {"type": "array", "items": {"type": "integer"}, "description": "chunk ids new since the last review"},
+    "hidden": {**HITS, "description": "curators only: passages judged not evidence"}},
+    "required": ["question", "pinned", "sites", "timeline", "new"]}
 
 
 def _ok(schema: dict, desc: str = "OK") -> dict:
@@ -74,7 +95,7 @@ def spec() -> dict:
         "info": {"title": "kb API", "version": __version__,
                  "description": "Hybrid semantic search over the Healthy Communities Together collection. "
                                 f"A query string holds at most 100 values, {MAX_VALUES} of one parameter."},
-        "components": {"schemas": {"Error": ERROR, "Hit": HIT, "Document": DOCUMENT}},
+        "components": {"schemas": {"Error": ERROR, "Hit": HIT, "Document": DOCUMENT, "Question": QUESTION}},
         "paths": {
             "/api/search": {"get": {
                 "summary": "Search passages (same shape as `kb search --json`)",
@@ -133,6 +154,17 @@ def spec() -> dict:
                 "responses": {"200": _ok({"type": "object"}), **_errors(400, 401, 503)}}},
             "/api/stats": {"get": {"summary": "Counts by type, site and year; index and model",
                                    "responses": {"200": _ok({"type": "object"}), **_errors(400, 401, 503)}}},
+            "/api/questions": {"get": {
+                "summary": "Learning questions (curators also get archived ones)",
+                "responses": {"200": _ok({"type": "object", "properties": {
+                    "questions": {"type": "array", "items": {"$ref": "#/components/schemas/Question"}}}}),
+                    **_errors(400, 401, 503)}}},
+            "/api/questions/{question_id}": {"get": {
+                "summary": "A learning question's evidence as the caller may see it: judged evidence, each site's "
+                           "best passages, the sites with none, passages per site and year, which are new",
+                "parameters": [QUESTION_ID, _param("per_site", _integer(*QUESTION_PER_SITE),
+                                                   "passages per site (default 3)")],
+                "responses": {"200": _ok(QUESTION_EVIDENCE), **_errors(400, 401, 404, 503)}}},
             "/api/openapi.json": {"get": {"summary": "This description",
                                           "responses": {"200": _ok({"type": "object"})}}},
         },
