@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import struct
+import zipfile
 from pathlib import PurePath
 
 from kb.errors import LoadError
 
 SUPPORTED = {".pdf": "pdf", ".html": "html", ".htm": "html", ".xhtml": "html", ".md": "markdown",
              ".markdown": "markdown", ".txt": "text", ".text": "text", ".docx": "docx"}
+SUPPORTED_NAMES = "PDF, Word (.docx), HTML, Markdown and plain text"  # what a refusal says kb reads
 _MAGIC = [(b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
           (b"\x1f\x8b", "a gzip archive"), (b"\x7fELF", "a program (ELF)"), (b"MZ", "a Windows program"),
           (b"Rar!", "a RAR archive"), (b"7z\xbc\xaf", "a 7-Zip archive"), (b"{\\rtf", "an RTF file")]
@@ -23,6 +26,9 @@ def detect(data: bytes, name: str) -> str:
     if b"%PDF-" in head:
         return "pdf"
     if data.startswith(b"PK\x03\x04"):
+        what = _zip_kind(data)
+        if what:
+            raise LoadError(f"unsupported file: {what}")
         return "docx"  # the Word loader checks the archive itself
     if data.startswith(OLE[:4]):
         raise LoadError(_ole_reason(ole_names(data), ext))
@@ -40,6 +46,32 @@ def detect(data: bytes, name: str) -> str:
     if kind is None:
         raise LoadError(f"unsupported file type {ext or '(no extension)'}")
     return kind
+
+
+_ZIPPED = [("word/document.xml", None), ("xl/workbook.xml", "an Excel workbook (.xlsx)"),
+           ("ppt/presentation.xml", "a PowerPoint presentation (.pptx)")]
+_ODF = {"application/vnd.oasis.opendocument.text": "an OpenDocument text (.odt)",
+        "application/vnd.oasis.opendocument.spreadsheet": "an OpenDocument spreadsheet (.ods)",
+        "application/vnd.oasis.opendocument.presentation": "an OpenDocument presentation (.odp)",
+        "application/epub+zip": "an EPUB book"}
+
+
+def _zip_kind(data: bytes) -> str | None:
+    """What a zip archive holds when it is not a Word document (None: a Word document, or an
+    archive too broken to tell, which the Word loader then reports). Reads the central directory
+    and at most the small `mimetype` entry."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist()[:10_000])
+            for part, what in _ZIPPED:
+                if part in names:
+                    return what
+            if "mimetype" in names and archive.getinfo("mimetype").file_size < 200:
+                kind = archive.read("mimetype").decode("ascii", "replace").strip()
+                return _ODF.get(kind, f"a zip archive ({kind[:60]})")
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, KeyError):
+        return None
+    return "a zip archive, not a Word document"
 
 
 # OLE compound files: one container for Word, Excel and PowerPoint 97-2003, Outlook messages, and

@@ -158,6 +158,24 @@ def test_a_failed_job_is_unmistakable(site):
     assert "Done</span>" in done[:done.index("</tr>")]
 
 
+@pytest.mark.parametrize("part, named", [("xl/workbook.xml", "an Excel workbook (.xlsx)"),
+                                          ("ppt/presentation.xml", "a PowerPoint presentation (.pptx)")])
+def test_an_office_file_kb_cannot_read_is_refused_at_once_naming_what_it_reads(site, part, named):
+    """An .xlsx or .pptx upload was queued, then failed as "a zip archive, but not a Word document"."""
+    import zipfile
+
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr(part, "<x/>")
+    client = sign_in(site, "cur")
+    upload(client, [(io.BytesIO(packed.getvalue()), "outcomes" + named[-6:-1])])
+    assert site.extensions["jobs"].list() == []  # no job: refused in the form's own answer
+    page = client.get("/admin/jobs").get_data(as_text=True)
+    assert f"was not accepted: unsupported file: {named} (kb reads PDF, Word (.docx), HTML, Markdown and plain text)" \
+        in page
+
+
 def test_unsupported_and_oversized_uploads(site):
     client = sign_in(site, "cur")
     response = upload(client, [(io.BytesIO(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50), "photo.pdf")])

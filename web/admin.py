@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from ingest.detect import SUPPORTED_NAMES
 from ingest.dates import normalize_date
 from ingest.meta import meta_from_mapping
 from ingest.upload import safe_name, stage
@@ -88,7 +89,8 @@ def upload():
                 raise LoadError(f"larger than the limit of {_kb().settings.max_file_mb} MB")
             path = stage(_kb(), data, name)
         except LoadError as exc:
-            flash(f"{name} was not accepted: {exc}", "error")
+            reason = str(exc) if len(data) > limit else f"{exc} (kb reads {SUPPORTED_NAMES})"
+            flash(f"{name} was not accepted: {reason}", "error")
             _log("upload_refused", name, str(exc))
             continue
         job = _jobs().create("upload", access.actor(), name, path, meta)
