@@ -214,13 +214,15 @@ class Questions:
             if hit.site:
                 counted.setdefault(hit.site, {})[hit.chunk_id] = hit
         sites = []
-        for site in _sites(kb, question, base, pinned):
+        names = _sites(kb, question, base, pinned)
+        partnerships = self.rows.partnerships(names, visibility) if names else {}
+        for site in names:
             found = searcher.search(text, k=MAX_K, filters=replace(base, site=[site])).hits
             close = _cosines(kb, vector, [h.chunk_id for h in found])
             matching = [h for h in found if close[h.chunk_id] >= RELEVANCE_FLOOR and h.chunk_id not in verdicts]
             counted.setdefault(site, {}).update((h.chunk_id, h) for h in matching)
             pins = sum(1 for h in pinned if h.site == site)
-            sites.append(SiteEvidence(site, _partnership(kb, site, visibility), matching[:per_site], pins))
+            sites.append(SiteEvidence(site, partnerships.get(site), matching[:per_site], pins))
         sites.sort(key=lambda s: (not s.found, s.site))
         timeline = {site: _years(hits.values()) for site, hits in sorted(counted.items()) if hits}
         shown = {h.chunk_id: h for hits in counted.values() for h in hits.values()}
@@ -315,13 +317,6 @@ def _hit(row, score: float, text: str) -> Hit:
                site=row.site, doc_type=row.doc_type, published=row.published, page=row.page, heading=row.heading,
                text=row.text, snippet=make_snippet(row.text, text, emphasise=True), score=round(score, 6),
                visibility=row.visibility)
-
-
-def _partnership(kb: KnowledgeBase, site: str, visibility) -> str | None:
-    for doc in kb.store.documents(Filters(site=[site], visibility=tuple(visibility)), limit=50):
-        if doc.partnership:
-            return doc.partnership
-    return None
 
 
 def _years(hits) -> dict[str, int]:

@@ -50,8 +50,8 @@ def _choices() -> dict:
     """The sites and document types a curator can tick."""
     store = _kb().store
     every = Filters(visibility=VISIBILITIES)
-    return {"site_choices": [s for s, _ in store.counts("site", every)],
-            "type_choices": [t for t, _ in store.counts("doc_type", every)],
+    return {"site_choices": sorted(s for s, _ in store.counts("site", every)),
+            "type_choices": sorted(t for t, _ in store.counts("doc_type", every)),
             "TEXT_LIMIT": TEXT_LIMIT, "DESCRIPTION_LIMIT": DESCRIPTION_LIMIT}
 
 

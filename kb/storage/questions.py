@@ -7,7 +7,9 @@ from typing import NamedTuple
 
 from sqlalchemy import and_, delete, insert, select, update
 
+from ..models import Filters
 from .database import Database, now
+from .filters import conditions
 from .schema import chunks, documents, judgements, questions
 
 
@@ -151,3 +153,15 @@ class QuestionRows:
                 found[(question_id, doc_id)] = JudgedDocument(
                     question_id, doc_id, site, verdict == "evidence" or bool(before and before.evidence))
         return list(found.values())
+
+    def partnerships(self, sites: list[str], visibility: tuple[str, ...]) -> dict[str, str]:
+        """Each site's partnership, as its first document the reader may see names it."""
+        query = (select(documents.c.site, documents.c.partnership)
+                 .where(conditions(Filters(site=list(sites), visibility=tuple(visibility)), dialect=self.db.dialect),
+                        documents.c.partnership.is_not(None), documents.c.partnership != "")
+                 .order_by(documents.c.id))
+        found: dict[str, str] = {}
+        with self.db.read() as conn:
+            for site, partnership in conn.execute(query):
+                found.setdefault(site, partnership)
+        return found
