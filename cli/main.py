@@ -36,6 +36,7 @@ EXAMPLES = {
     "reindex": ("kb reindex",),
     "docs": ("kb docs", "kb docs --json"),
     "stats": ("kb stats", "kb stats --json"),
+    "analytics": ("kb analytics", "kb analytics --days 30 --json"),
     "eval": ("kb eval bench/hct --mode hybrid", "kb eval --questions"),
     "themes": ("kb themes -k 12", "kb themes list", 'kb themes rename 3 "Volunteer peer support"'),
     "themes list": ("kb themes list",),
@@ -142,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
                  "Count documents and passages, by type, site and year (documents without one counted "
                  "apart), and name the index kind and the model.", EXAMPLES["stats"])
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
+
+    p = _command(sub, "analytics", "what the web app is searched for, what finds nothing, what is opened",
+                 "Search analytics from the web app (the search page and /api/search): each week's most "
+                 "searched queries, the queries that found nothing or only weak matches, the documents "
+                 "opened from each query's results and readers' helpful / not helpful marks. Who searched "
+                 "is never recorded; KB_ANALYTICS=0 turns recording off.", EXAMPLES["analytics"])
+    p.add_argument("--days", type=int, metavar="N",
+                   help="the last N days, today included (default and most: KB_ANALYTICS_DAYS, 180)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
 
     p = _command(sub, "eval", "measure retrieval quality on a BEIR-format folder",
                  "Measure retrieval quality on a BEIR-format folder (corpus.jsonl, queries.jsonl, "
@@ -356,6 +366,26 @@ def cmd_stats(settings: Settings, args) -> int:
         print(json.dumps(stats, ensure_ascii=False, indent=2))
         return 0
     print("\n".join(output.stats_lines(stats)))
+    return 0
+
+
+def cmd_analytics(settings: Settings, args) -> int:
+    from kb.analytics import Analytics
+    from kb.storage import Store
+
+    if not settings.database_url and not (Path(settings.data_dir) / "kb.sqlite3").exists():
+        raise NotFound(f"no knowledge base in {settings.data_dir}: check --data")
+    store = Store(settings.database_url or Path(settings.data_dir) / "kb.sqlite3")
+    try:
+        report = Analytics(store, settings.analytics, settings.analytics_days).report(args.days)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    if not settings.analytics:
+        print("recording is off (KB_ANALYTICS=0): what was recorded before", file=sys.stderr)
+    print("\n".join(output.analytics_lines(report)))
     return 0
 
 
@@ -575,7 +605,7 @@ def cmd_serve(settings: Settings, args) -> int:
 
 
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "remove": cmd_remove, "reindex": cmd_reindex,
-            "docs": cmd_docs, "stats": cmd_stats, "eval": cmd_eval, "themes": cmd_themes, "questions": cmd_questions, "user": cmd_user, "model": cmd_model, "copy": cmd_copy,
+            "docs": cmd_docs, "stats": cmd_stats, "analytics": cmd_analytics, "eval": cmd_eval, "themes": cmd_themes, "questions": cmd_questions, "user": cmd_user, "model": cmd_model, "copy": cmd_copy,
             "serve": cmd_serve}
 
 if __name__ == "__main__":

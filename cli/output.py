@@ -106,6 +106,33 @@ def stats_lines(stats: dict) -> list[str]:
     return lines
 
 
+def analytics_lines(report) -> list[str]:
+    """`kb analytics` as text: totals, the queries that found nothing or only weak matches, then
+    each week's most searched, each query with the documents opened from it and its feedback."""
+    lines = [f"{_n(report.searches, 'search', 'searches')} of {_n(report.distinct, 'query', 'queries')} from "
+             f"{report.since} to {report.until} ({_n(report.days, 'day', 'days')}, UTC); who searched is never recorded",
+             "", "found nothing or only weak matches:"]
+    lines += [f"  {_query_line(s)}; nothing {s.nothing}, weak {s.weak}; last {s.last}" for s in report.gaps] or ["  none"]
+    for week in report.weeks:
+        lines += ["", f"week {week.week} (from {week.starts}): {_n(week.searches, 'search', 'searches')}"]
+        lines += [f"  {_query_line(s)}" for s in week.queries]
+    return lines
+
+
+def _n(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"
+
+
+def _query_line(s) -> str:
+    """One query's counts: searches, opened documents, feedback."""
+    line = f"{s.searches:>4} × {s.query!r}"
+    if s.opened:
+        line += "; opened " + ", ".join(f"{o.title or f'document {o.doc_id}'!r} ({o.opens})" for o in s.opened)
+    if s.marks:
+        line += f"; feedback {s.helpful} helpful, {s.not_helpful} not"
+    return line
+
+
 class IngestProgress:
     """The progress bar `kb ingest` shows on a terminal: files done out of the files found (counted
     before any is read), "loading the model…" while the embedder loads one, and a clock that keeps

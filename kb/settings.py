@@ -83,6 +83,13 @@ class Settings:
     reranker: str = _setting("", "KB_RERANKER", "Optional cross-encoder model (name or folder) that reorders the top hybrid candidates; off when empty.")
     rerank_depth: int = _setting(30, "KB_RERANK_DEPTH", "Candidates the cross-encoder reorders.")
     anonymous_search: bool = _setting(True, "KB_ANONYMOUS_SEARCH", "Whether visitors who have not signed in may search (public documents only).")
+    analytics: bool = _setting(
+        True, "KB_ANALYTICS",
+        "Record search analytics for curators: what the web search page and /api/search are asked (normalized), "
+        "how many documents matched, which results are opened, and readers' helpful / not helpful marks; "
+        "never who asked. 0 records nothing and hides the feedback buttons.")
+    analytics_days: int = _setting(
+        180, "KB_ANALYTICS_DAYS", "Days search analytics are kept; older rows are deleted (checked at most once a day).")
     secret_key: str = _setting("", "KB_SECRET_KEY", "Signs session cookies; when empty, one is generated and kept in the data folder.")
     follow_symlinks: bool = _setting(False, "KB_FOLLOW_SYMLINKS", "Follow symbolic links when ingesting folders.")
     public_url: str = _setting(
@@ -146,6 +153,8 @@ class Settings:
             raise ConfigError("chunk_overlap must be at least 0 and under half of chunk_tokens")
         if not 0.0 <= s.dense_weight <= 1.0:
             raise ConfigError("dense_weight must be between 0 and 1")
+        if s.analytics_days < 1:
+            raise ConfigError(f"KB_ANALYTICS_DAYS must be at least 1, not {s.analytics_days}")
         if s.public_url:
             s = replace(s, public_url=_public_url(s.public_url))
         if s.contact_email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", s.contact_email.strip()):

@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
 
     from . import admin, api, auth, learning, pages
     from . import questions
+    from . import analytics
     from .admin import MAX_UPLOAD_FILES
     from .worker import Worker
 
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, test_config: dict | None = None
     app.register_blueprint(admin.bp)
     app.register_blueprint(learning.bp)
     app.register_blueprint(questions.bp)
+    analytics.init_app(app, settings)  # search analytics and feedback (web/analytics.py)
     _register_errors(app)
 
     db = kb.store.db

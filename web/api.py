@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, jsonify, request
 from kb.errors import BadRequest, NotFound
 from kb.storage import SORTABLE
 
-from . import access
+from . import access, analytics
 from .openapi import spec
 from .params import (LIMIT_RANGE, LISTING_OFFSET_RANGE, SIMILAR_K_RANGE, _int, filters_from, query_text,
                      search_request, shown)
@@ -47,6 +47,7 @@ def search():
     req = search_request(request.args, access.visibility())
     result = current_app.extensions["searcher"].search(req.q, k=req.k, filters=req.filters, mode=req.mode,
                                                        offset=req.offset, group=req.group)
+    analytics.searched(result, req.offset)
     payload = result.to_dict()
     payload["facets"] = result.facets
     access.redact_hits(payload["hits"])

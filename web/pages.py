@@ -14,7 +14,7 @@ from kb.errors import NotFound
 from kb.models import Filters
 from kb.search import RELEVANCE_FLOOR
 
-from . import access
+from . import access, analytics
 from .params import search_request
 
 bp = Blueprint("pages", __name__)
@@ -62,6 +62,7 @@ def search():
         return render_template("overview.html", stats=stats, latest=latest, **context)
     result = _searcher().search(req.q, k=req.k, filters=req.filters, mode=req.mode, offset=req.offset,
                                 group=req.group)
+    analytics.searched(result, req.offset)
     for key, _, _ in FACETS:  # a chosen facet still offers its other values, counted without itself
         if getattr(req.filters, key):
             others = replace(req.filters, **{key: []})
@@ -78,11 +79,13 @@ def document(doc_id: int):
     doc = kb.store.get(doc_id, visibility)
     if doc.status != "active" and "curators" not in visibility:
         raise NotFound(f"no document {doc_id}")
-    sections = _sections(kb.store.body(doc_id), kb.store.chunks_of(doc_id))
+    passages = kb.store.chunks_of(doc_id)
+    sections = _sections(kb.store.body(doc_id), passages)
     similar = []
     for other_id, score in _searcher().similar(doc_id, 5, visibility):
         similar.append((kb.store.get(other_id), score))
     hl = request.args.get("hl", type=int)
+    analytics.opened(request.args.get("q"), doc_id, hl, passages)  # from a search's result link
     return render_template("doc.html", doc=doc, sections=sections, similar=similar, hl=hl, autofocus=False)
 
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 from sqlalchemy import func, insert, select, text, update
 
 from ..errors import BadRequest
-from .schema import (audit, chunk_themes, chunks, doc_bands, documents, embeddings, jobs, judgements, meta,
-                     questions, sessions, themes, users)
+from .schema import (audit, chunk_themes, chunks, doc_bands, documents, embeddings, feedback, jobs, judgements,
+                     meta, questions, result_opens, search_log, sessions, themes, users)
 from . import keyword
 from .store import Store
 
 # parents before children; login_failures (a few minutes' throttling) stay behind
 TABLES = (documents, chunks, embeddings, doc_bands, users, sessions, audit, jobs, themes, chunk_themes, questions,
-          judgements, meta)
+          judgements, search_log, result_opens, feedback, meta)
 BATCH = 2000
 
 
@@ -56,7 +56,8 @@ def copy_rows(source: Store, target: Store, replace: bool = False) -> dict[str, 
                                               .order_by(chunks.c.id))):
                 keyword.add(out, [(i, body, titles[doc_id], heading) for i, doc_id, body, heading in part])
         if target.dialect == "postgresql":
-            for table in (documents, chunks, users, audit, jobs, questions):  # identities continue after the copied ids
+            # identities continue after the copied ids
+            for table in (documents, chunks, users, audit, jobs, questions, search_log, result_opens, feedback):
                 out.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
                                  f"coalesce((SELECT max(id) FROM {table.name}), 0) + 1, false)"))
     return counts

@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from ..errors import BadRequest, DatabaseUnavailable, NotFound
 from ..models import ChunkRow, Chunk, DocMeta, Document, Filters, Passage
 from .accounts import AccountRows
+from .analytics import AnalyticsRows
 from .audit import AuditRows
 from .database import Database, now
 from .follows import FollowRows
@@ -84,6 +85,7 @@ class Store:
             raise DatabaseUnavailable(f"cannot reach the database at {self.db.where}: {reason}") from None
         self.accounts = AccountRows(self.db)
         self.audit = AuditRows(self.db)
+        self.analytics = AnalyticsRows(self.db)
         self.jobs = JobRows(self.db)
         self.themes = ThemeRows(self.db)
         self.follows = FollowRows(self.db)
