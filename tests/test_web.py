@@ -29,7 +29,7 @@ def test_search_page_answers_a_paraphrased_question(client):
     html = client.get("/?q=which+partnership+covers+Newham").get_data(as_text=True)
     first = re.search(r'<li class="hit">(.*?)</li>', html, re.S).group(1)
     assert "Area profile: Newham" in first and "<mark>" in first
-    assert re.search(r'href="/doc/\d+\?hl=\d+#chunk-\d+"', first)
+    assert re.search(r'href="/doc/\d+\?hl=\d+&amp;q=which\+partnership\+covers\+Newham#chunk-\d+"', first)  # the query: an open
 
 
 def test_facets_filter_combine_and_clear(client):
