@@ -318,7 +318,7 @@ class KnowledgeBase:
                         conn, doc_id, doc.sha256, meta, body, edited=sorted({*old.edited, *doc.curated}),
                         mime=doc.loaded.mime, original_name=doc.original_name, stored_path=doc.stored_path,
                         signature=sig.tobytes() if sig is not None else None, dup_of=dup_of, dup_score=dup_score,
-                        source_sha=doc.source_sha or old.source_sha))
+                        source_sha=doc.source_sha or old.source_sha, warnings=doc.loaded.warnings))
                     if old.stored_path and old.stored_path != doc.stored_path:
                         orphaned.append(old.stored_path)
                 else:
@@ -326,7 +326,7 @@ class KnowledgeBase:
                         conn, doc.source, doc.sha256, meta, body, mime=doc.loaded.mime,
                         original_name=doc.original_name, stored_path=doc.stored_path,
                         signature=sig.tobytes() if sig is not None else None, dup_of=dup_of, dup_score=dup_score,
-                        source_sha=doc.source_sha)
+                        source_sha=doc.source_sha, warnings=doc.loaded.warnings)
                 if bands or old is not None:  # a replaced document's old bands no longer count
                     batch_bands[doc_id] = (set(bands), sig)
                 pending.append((doc_id, chunks, hashes, meta.title))

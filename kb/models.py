@@ -91,6 +91,7 @@ class Document:
     dup_of: int | None
     edited: list[str] = field(default_factory=list)  # metadata fields a curator has set by hand
     source_sha: str | None = None  # hash of the file at `source` when last read from there
+    warnings: list[str] = field(default_factory=list)  # what the loader noted (text read from a scan...)
     chunk_count: int = 0
 
     def to_dict(self) -> dict:

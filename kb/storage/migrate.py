@@ -14,7 +14,7 @@ from sqlalchemy import Connection, inspect, text
 from .database import Database
 
 SCRIPTS = Path(__file__).parent / "migrations"
-HEAD = "0006"  # the newest revision in migrations/versions (tests/test_storage.py checks it)
+HEAD = "0007"  # the newest revision in migrations/versions (tests/test_storage.py checks it)
 LOCK_KEY = 0x6B62_6D69  # "kbmi": the advisory lock PostgreSQL migrations take
 
 

@@ -43,6 +43,7 @@ documents = Table(
     Column("dup_score", Float),
     Column("edited", Text, nullable=False, server_default="[]"),  # a JSON list of field names
     Column("source_sha", Text),
+    Column("warnings", Text, nullable=False, server_default="[]"),  # a JSON list: what the loader noted
     Index("documents_sha", "sha256"),
     Index("documents_site", "site"),
     Index("documents_type", "doc_type"),

@@ -37,7 +37,7 @@ EDITABLE = EDITABLE_FIELDS
 SORTABLE = ("id", "title", "doc_type", "site", "published", "visibility", "status", "added_at", "updated_at")
 DOC_FIELDS = ("id", "source", "sha256", "title", "doc_type", "site", "partnership", "published", "tags",
               "visibility", "status", "added_at", "updated_at", "original_name", "mime", "stored_path",
-              "source_publication", "original_title", "dup_of", "edited", "source_sha")
+              "source_publication", "original_title", "dup_of", "edited", "source_sha", "warnings")
 CHUNK_COUNT = (select(func.count()).where(chunks.c.doc_id == documents.c.id)
                .correlate(documents).scalar_subquery().label("chunk_count"))
 ROW_COLUMNS = (chunks.c.id, chunks.c.doc_id, chunks.c.ordinal, chunks.c.text, chunks.c.heading, chunks.c.page,
@@ -238,12 +238,13 @@ class Store:
                      mime: str | None = None, original_name: str | None = None,
                      stored_path: str | None = None, signature: bytes | None = None,
                      dup_of: int | None = None, dup_score: float | None = None,
-                     source_sha: str | None = None) -> int:
+                     source_sha: str | None = None, warnings: list[str] = ()) -> int:
         stamp = now()
         return int(conn.execute(insert(documents).values(
             source=source, sha256=sha256, **_meta_values(meta), added_at=stamp, updated_at=stamp,
             original_name=original_name, mime=mime, stored_path=stored_path, body=body, signature=signature,
-            dup_of=dup_of, dup_score=dup_score, source_sha=source_sha)).inserted_primary_key[0])
+            dup_of=dup_of, dup_score=dup_score, source_sha=source_sha,
+            warnings=json.dumps(list(warnings)))).inserted_primary_key[0])
 
     def add_chunks(self, conn: Connection, docs: list[tuple[int, list[Chunk], list[str], str]]) -> list[list[int]]:
         """Store the chunks of several documents, given as (doc id, chunks, their text hashes,
@@ -278,7 +279,7 @@ class Store:
     def replace_document(self, conn: Connection, doc_id: int, sha256: str, meta: DocMeta, body: str, *,
                          edited: list[str], mime: str | None, original_name: str | None, stored_path: str | None,
                          signature: bytes | None, dup_of: int | None, dup_score: float | None,
-                         source_sha: str | None) -> np.ndarray:
+                         source_sha: str | None, warnings: list[str] = ()) -> np.ndarray:
         """New content for a stored document, in place: its id, status and added date stay.
         Returns the old chunk ids whose vectors must go."""
         ids = self.chunk_ids(conn, doc_id)
@@ -288,7 +289,7 @@ class Store:
         conn.execute(update(documents).where(documents.c.id == doc_id).values(
             sha256=sha256, **_meta_values(meta), updated_at=now(), original_name=original_name, mime=mime,
             stored_path=stored_path, body=body, signature=signature, dup_of=dup_of, dup_score=dup_score,
-            edited=json.dumps(edited), source_sha=source_sha))
+            edited=json.dumps(edited), source_sha=source_sha, warnings=json.dumps(list(warnings))))
         return ids
 
     def move(self, conn: Connection, doc_id: int, source: str) -> None:
@@ -487,6 +488,7 @@ def _document(row) -> Document:
     data = dict(row._mapping)
     data["tags"] = json.loads(data.get("tags") or "[]")
     data["edited"] = json.loads(data.get("edited") or "[]")
+    data["warnings"] = json.loads(data.get("warnings") or "[]")
     return Document(**data)
 
 
