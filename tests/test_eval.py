@@ -74,7 +74,7 @@ def test_eval_command_on_the_corpus_set(tmp_path, capsys, model):
         assert main(["--data", str(tmp_path), "eval", str(ROOT / "bench" / "hct"), "--mode", mode, "--json"]) == 0
         results[mode] = json.loads(capsys.readouterr().out)
     assert set(results["hybrid"]) == {"dataset", "mode", "queries", "ndcg@10", "recall@10", "recall@100",
-                                      "mrr@10", "p50_ms", "p95_ms", "ndcg@10_ci95"}
+                                      "mrr@10", "p50_ms", "p95_ms", "ndcg@10_ci95", "group", "relevant_docs@10"}
     assert results["hybrid"]["queries"] >= 40
     low, high = results["hybrid"]["ndcg@10_ci95"]
     assert low <= results["hybrid"]["ndcg@10"] <= high

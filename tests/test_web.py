@@ -50,7 +50,7 @@ def test_pagination_keeps_state_in_the_url(client):
 
 def test_no_results_offers_to_drop_filters(client):
     html = client.get("/?q=volunteers&site=Atlantis").get_data(as_text=True)
-    assert "No passages match" in html and "Search again without filters" in html
+    assert "Nothing in the collection matches" in html and "Search again without filters" in html
 
 
 def test_document_page_highlights_the_chunk_and_links_the_original(client, corpus_kb):
