@@ -1,4 +1,4 @@
-"""Plain text: decoding (UTF-8, BOMs, cp1252 fallback) and paragraphs."""
+"""Plain text: decoding (UTF-8, UTF-16 and UTF-32 with or without BOMs, cp1252 fallback) and paragraphs."""
 
 from __future__ import annotations
 
@@ -13,10 +13,14 @@ _BLANK = re.compile(r"\n[ \t]*\n+")
 
 
 def decode(data: bytes) -> str:
-    """Text from bytes: a BOM decides; else UTF-16 when every other byte is NUL; else UTF-8;
-    else cp1252 (latin-1 for its five gaps)."""
+    """Text from bytes: a BOM decides; else UTF-32 or UTF-16 when the NUL bytes fall as they do in
+    it; else UTF-8; else cp1252 (latin-1 for its five gaps)."""
     if data.startswith(codecs.BOM_UTF8):
         text = data[3:].decode("utf-8", errors="replace")
+    elif data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):  # before UTF-16: FF FE starts both
+        text = data.decode("utf-32", errors="replace")
+    elif utf32 := _utf32_without_bom(data):
+        text = data.decode(utf32, errors="replace")
     elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         text = data.decode("utf-16", errors="replace")
     elif utf16 := _utf16_without_bom(data):
@@ -30,6 +34,20 @@ def decode(data: bytes) -> str:
             except UnicodeDecodeError:
                 text = data.decode("latin-1")
     return clean(text)
+
+
+def _utf32_without_bom(data: bytes) -> str | None:
+    """"utf-32-le" or "utf-32-be" for UTF-32 without its byte order mark: in every four bytes the
+    highest is always NUL, the next mostly (all text below U+10000), the lowest mostly not."""
+    sample = data[:4096]
+    quarter = len(sample) // 4
+    if quarter < 2 or len(data) % 4:
+        return None
+    for order, (high, next_, low) in (("utf-32-le", (3, 2, 0)), ("utf-32-be", (0, 1, 3))):
+        if (sample[high::4].count(0) == quarter and sample[next_::4].count(0) >= 0.9 * quarter
+                and sample[low::4].count(0) <= 0.1 * quarter):
+            return order
+    return None
 
 
 def _utf16_without_bom(data: bytes) -> str | None:

@@ -45,6 +45,18 @@ class LoadError(KbError):
     status = 422
 
 
+class MissingDependency(LoadError):
+    """A file kb should read, but cannot here: a library it needs is not installed. kb's own fault,
+    never the file's, so it says so and how to mend it."""
+
+    code = "missing_dependency"
+    status = 500
+
+    def __init__(self, what: str):
+        super().__init__(f"kb cannot read this file here: a library it needs is missing ({what}); "
+                         "install kb's dependencies again (make install)")
+
+
 class Busy(KbError):
     """Another writer holds the collection."""
 

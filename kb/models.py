@@ -19,6 +19,14 @@ class Block:
     page: int | None = None
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """A file carried inside another (an email's attachment): read as a document of its own."""
+
+    name: str
+    data: bytes
+
+
 @dataclass
 class LoadedDocument:
     """What a loader returns: the document's blocks plus whatever metadata the file itself carries."""
