@@ -81,8 +81,8 @@ def _flow(parent: Element, page: int | None, depth: int) -> Iterator[Block]:
             for frame in child.iter(_q("draw:text-box")):  # text boxes anchored in a paragraph
                 yield from _flow(frame, page, depth + 1)
         elif child.tag == _q("table:table"):
-            for row in _rows(child):
-                line = " | ".join(dict.fromkeys(c for c in row if c))
+            for row in child.iter(_q("table:table-row")):  # a repeated row once: in text it adds nothing
+                line = " | ".join(dict.fromkeys(c for c in _cells(row) if c))
                 if line:
                     yield Block(line, "para", 0, page)
         elif child.tag in (_q("office:forms"), _q("text:sequence-decls"), _q("table:table-columns")):
@@ -103,26 +103,32 @@ def text_of(element: Element) -> str:
     return words("".join(parts))
 
 
-def _rows(table: Element) -> Iterator[list[str]]:
-    """A table's rows as lists of cell texts. Repeated rows and cells (how ODF writes the empty
-    million rows of a sheet) are expanded only while they hold text, and no further than a reader
-    would ever take."""
+def _rows(table: Element) -> Iterator[tuple[int, list[str]]]:
+    """A sheet's rows, numbered, as lists of cell texts. Repeated rows (how ODF writes the empty
+    million rows of a sheet) are expanded only while they hold text, and no further than the
+    reader's budget takes them."""
+    number = 1
     for row in table.iter(_q("table:table-row")):
-        cells: list[str] = []
-        for cell in row:
-            if cell.tag not in (_q("table:table-cell"), _q("table:covered-table-cell")):
-                continue
-            text = " ".join(text_of(p) for p in cell.findall(_q("text:p"))) or cell.get(_q("office:value"), "")
-            repeat = _count(cell.get(_q("table:number-columns-repeated")))
-            cells.extend([text] * (min(repeat, MAX_COLUMNS - len(cells)) if text else min(repeat, MAX_COLUMNS)))
-            if len(cells) >= MAX_COLUMNS:
-                break
-        while cells and not cells[-1]:
-            cells.pop()
-        if not cells:
+        cells = _cells(row)
+        repeat = _count(row.get(_q("table:number-rows-repeated")))
+        for n in range(repeat if cells else 0):
+            yield number + n, cells
+        number += repeat
+
+
+def _cells(row: Element) -> list[str]:
+    """A row's cell texts, repeated cells expanded up to MAX_COLUMNS, empty ones at its end dropped."""
+    cells: list[str] = []
+    for cell in row:
+        if cell.tag not in (_q("table:table-cell"), _q("table:covered-table-cell")):
             continue
-        for _ in range(_count(row.get(_q("table:number-rows-repeated")))):
-            yield cells  # the reader's budget stops a row repeated a million times
+        text = " ".join(text_of(p) for p in cell.findall(_q("text:p"))) or cell.get(_q("office:value"), "")
+        cells.extend([text] * min(_count(cell.get(_q("table:number-columns-repeated"))), MAX_COLUMNS - len(cells)))
+        if len(cells) >= MAX_COLUMNS:
+            break
+    while cells and not cells[-1]:
+        cells.pop()
+    return cells
 
 
 def _count(value: str | None) -> int:

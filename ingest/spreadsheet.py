@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 import warnings
 from typing import Iterable, Iterator
 
@@ -14,7 +15,7 @@ from kb.errors import LoadError
 from kb.models import Block, LoadedDocument
 
 from .archive import open_zip, words
-from .textfile import decode
+from .textfile import clean, decode_only
 
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 WHAT = "Excel workbook"
@@ -25,6 +26,7 @@ MAX_ROWS = 20_000
 MAX_CELLS = 200_000  # non-empty cells, all sheets together
 MAX_COLUMNS = 1_000  # cells right of this in a row are not read
 SNIFF_CHARS = 64 * 1024
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class _Budget:
@@ -44,15 +46,15 @@ class _Budget:
         return True
 
 
-def rows_blocks(rows: Iterable[list[str]], budget: _Budget, first_row: int = 1) -> list[Block]:
-    """One block per non-empty row: "Row N:" then a "column: value" line per filled cell, columns
+def rows_blocks(rows: Iterable[tuple[int, list[str]]], budget: _Budget) -> list[Block]:
+    """One block per non-empty row (rows come numbered): "Row N:" then a "column: value" line per filled cell, columns
     named by the header row (the first non-empty row, when every cell of it is filled with words,
     not numbers), else "Column 1", "Column 2"... The "Row N:" line keeps a row from reading as the
     document's title."""
     blocks: list[Block] = []
     header: list[str] | None = None
-    for number, values in enumerate(rows, start=first_row):
-        values = [words(v) for v in values[:MAX_COLUMNS]]
+    for number, values in rows:
+        values = [words(_CONTROL.sub("", v)) for v in values[:MAX_COLUMNS]]
         if not any(values):
             continue
         if not budget.take(values):
@@ -79,17 +81,17 @@ def _numeric(value: str) -> bool:
 
 
 def load_csv(data: bytes, name: str) -> LoadedDocument:
-    text = decode(data)
-    if not text.strip():
+    text = decode_only(data)  # cleaned a cell at a time: a million rows are not all read
+    sample = clean(text[:SNIFF_CHARS])  # refuses binary data
+    if not sample.strip():
         raise LoadError("empty file: no text")
-    sample = text[:SNIFF_CHARS]
     try:
         dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
     except csv.Error:
         dialect = csv.excel_tab if name.lower().endswith(".tsv") else csv.excel
     budget = _Budget()
     try:
-        blocks = rows_blocks(csv.reader(io.StringIO(text, newline=""), dialect), budget)
+        blocks = rows_blocks(enumerate(csv.reader(io.StringIO(text, newline=""), dialect), start=1), budget)
     except csv.Error as exc:
         raise LoadError(f"malformed CSV: {exc}") from None
     if not blocks:
@@ -110,7 +112,8 @@ def load_xlsx(data: bytes, name: str) -> LoadedDocument:
             try:
                 for sheet in book.worksheets:
                     sheet.reset_dimensions()  # a sheet's declared size may be made up: read what it holds
-                    rows = blocks_of_sheet(sheet.title, _cells(sheet.iter_rows(values_only=True)), budget)
+                    rows = blocks_of_sheet(sheet.title, enumerate(_cells(sheet.iter_rows(values_only=True)), start=1),
+                                           budget)
                     blocks.extend(rows)
                     if budget.cut:
                         break
@@ -126,7 +129,7 @@ def load_xlsx(data: bytes, name: str) -> LoadedDocument:
     return LoadedDocument(blocks=blocks, title=title, mime=XLSX_MIME, warnings=[budget.cut] if budget.cut else [])
 
 
-def blocks_of_sheet(title: str, rows: Iterable[list[str]], budget: _Budget) -> list[Block]:
+def blocks_of_sheet(title: str, rows: Iterable[tuple[int, list[str]]], budget: _Budget) -> list[Block]:
     """A sheet's heading (its name) and its rows; nothing for an empty sheet."""
     body = rows_blocks(rows, budget)
     return [Block(words(title) or "Sheet", "heading", 1), *body] if body else []

@@ -14,7 +14,13 @@ _BLANK = re.compile(r"\n[ \t]*\n+")
 
 def decode(data: bytes) -> str:
     """Text from bytes: a BOM decides; else UTF-32 or UTF-16 when the NUL bytes fall as they do in
-    it; else UTF-8; else cp1252 (latin-1 for its five gaps)."""
+    it; else UTF-8; else cp1252 (latin-1 for its five gaps). Control characters are dropped and
+    binary data refused (`clean`)."""
+    return clean(decode_only(data))
+
+
+def decode_only(data: bytes) -> str:
+    """`decode` without `clean`: for a reader that cleans only the part it keeps."""
     if data.startswith(codecs.BOM_UTF8):
         text = data[3:].decode("utf-8", errors="replace")
     elif data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):  # before UTF-16: FF FE starts both
@@ -33,7 +39,7 @@ def decode(data: bytes) -> str:
                 text = data.decode("cp1252")
             except UnicodeDecodeError:
                 text = data.decode("latin-1")
-    return clean(text)
+    return text
 
 
 def _utf32_without_bom(data: bytes) -> str | None:

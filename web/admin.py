@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ingest.detect import SUPPORTED_NAMES
+from ingest.detect import SUPPORTED, SUPPORTED_NAMES
 from ingest.dates import normalize_date
 from ingest.meta import meta_from_mapping
 from ingest.upload import safe_name, stage
@@ -71,7 +71,8 @@ def home():
 @bp.route("/upload", methods=["GET", "POST"])
 def upload():
     if request.method == "GET":
-        return render_template("admin/upload.html", doc_types=DOC_TYPES, visibilities=VISIBILITIES)
+        return render_template("admin/upload.html", doc_types=DOC_TYPES, visibilities=VISIBILITIES,
+                               accept=",".join(sorted(SUPPORTED)), supported=SUPPORTED_NAMES)
     files = [f for f in request.files.getlist("files") if f and f.filename]
     if not files:
         raise BadRequest("choose at least one file to upload")

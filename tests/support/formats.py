@@ -110,7 +110,7 @@ ODF_MIME = {"text": "application/vnd.oasis.opendocument.text",
             "presentation": "application/vnd.oasis.opendocument.presentation"}
 
 
-def make_odf(kind: str, body: str, title: str | None = None) -> bytes:
+def make_odf(kind: str, body: str, title: str | None = None, mimetype: str | None = None) -> bytes:
     """An OpenDocument package as office suites write one: `mimetype` first and stored, then
     content.xml (`body` inside office:text, office:spreadsheet or office:presentation) and meta.xml."""
     content = (f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {ODF_NS} office:version="1.3">'
@@ -119,7 +119,7 @@ def make_odf(kind: str, body: str, title: str | None = None) -> bytes:
             f"<office:meta>{f'<dc:title>{title}</dc:title>' if title else ''}</office:meta></office:document-meta>")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(zipfile.ZipInfo("mimetype"), ODF_MIME[kind], compress_type=zipfile.ZIP_STORED)
+        archive.writestr(zipfile.ZipInfo("mimetype"), mimetype or ODF_MIME[kind], compress_type=zipfile.ZIP_STORED)
         archive.writestr("content.xml", content)
         archive.writestr("meta.xml", meta)
         archive.writestr("META-INF/manifest.xml", '<manifest:manifest xmlns:manifest='
@@ -243,3 +243,14 @@ def docx_python_docx_cannot_read(paragraphs: list[tuple[str, str]], rows: list[l
                 data = xml.encode()
             archive.writestr(info, data)
     return out.getvalue()
+
+
+def owner_password_pdf(data: bytes, algorithm: str = "AES-256") -> bytes:
+    """A copy-protected PDF: anyone may open it (no user password), only its owner may change it."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
+    writer.encrypt(user_password="", owner_password="owner-only", algorithm=algorithm)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
