@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from kb.models import LoadedDocument
 
 from .detect import SUPPORTED, detect
+from .epub import load_epub
 from .html import load_html
+from .mail import load_eml, load_msg
 from .markdown import load_markdown
+from .opendocument import load_odf
 from .pdf import load_pdf
+from .powerpoint import load_pptx
+from .rtf import load_rtf
+from .spreadsheet import load_csv, load_xlsx
 from .textfile import load_text
+from .titles import titled
 from .word import load_docx
 
-__all__ = ["SUPPORTED", "detect", "load"]
+__all__ = ["SUPPORTED", "detect", "load", "titled"]
+
+# each kind detect() names, and its loader (those with pages take the page limit as well)
+READERS = {"docx": load_docx, "xlsx": load_xlsx, "csv": load_csv, "eml": load_eml, "msg": load_msg,
+           "rtf": load_rtf, "epub": load_epub, "html": load_html, "markdown": load_markdown, "text": load_text}
+PAGED = {"pptx": load_pptx, "odf": load_odf}
 
 
 def load(data: bytes, name: str, max_pdf_pages: int = 2000, max_seconds: float = 60.0) -> LoadedDocument:
@@ -21,27 +31,6 @@ def load(data: bytes, name: str, max_pdf_pages: int = 2000, max_seconds: float =
     kind = detect(data, name)
     if kind == "pdf":
         return titled(load_pdf(data, name, max_pdf_pages, max_seconds))
-    if kind == "docx":
-        return titled(load_docx(data, name))
-    if kind == "html":
-        return titled(load_html(data, name))
-    if kind == "markdown":
-        return titled(load_markdown(data, name))
-    return titled(load_text(data, name))
-
-
-MAX_TITLE = 150  # a first line longer than this is a sentence, not a title
-
-
-def titled(doc: LoadedDocument) -> LoadedDocument:
-    """A document whose properties name no title takes its first heading, else its first line
-    when that reads as a title (short, not ending as a sentence does): never its file name."""
-    if doc.title:
-        return doc
-    heading = next((b.text.strip() for b in doc.blocks if b.kind == "heading" and b.text.strip()), "")
-    first = next((b.text.strip().splitlines()[0].strip() for b in doc.blocks if b.text.strip()), "")
-    if heading:
-        return replace(doc, title=heading[:MAX_TITLE])
-    if 3 <= len(first) <= MAX_TITLE and not first.endswith((".", ",", ";", ":")):
-        return replace(doc, title=first)
-    return doc
+    if kind in PAGED:
+        return titled(PAGED[kind](data, name, max_pdf_pages))
+    return titled(READERS[kind](data, name))

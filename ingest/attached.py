@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from kb.collection import KnowledgeBase, Prepared
-from kb.models import DocMeta, ItemOutcome
+from kb.errors import LoadError
+from kb.models import DocMeta, ItemOutcome, LoadedDocument, NewDocument
 
 from .isolate import IsolatedLoader
-from .pipeline import Candidate, Loaded, _unchanged, load_candidate
+from .pipeline import Candidate, Loaded, _unchanged, load_candidate, stored_name
 
 INHERITED = ("site", "partnership", "tags", "visibility")
 MAX_NESTING = 3  # a message attached to a message attached to a message, and no deeper
@@ -62,3 +63,32 @@ def file_of(source: str) -> str:
             return source[:at]
         at = source.find(SEPARATOR, at + 1)
     return source
+
+
+def uploaded_attachments(kb: KnowledgeBase, source: str, loaded: LoadedDocument, meta: DocMeta,
+                         curated: tuple[str, ...], label: str) -> tuple[list[NewDocument], list[str]]:
+    """An uploaded message's attachments (and theirs) as documents to store with it, their originals
+    stored now; and for each that could not be read, a line saying why."""
+    inherited = DocMeta(**{k: getattr(meta, k) for k in INHERITED})
+    docs, lines = [], []
+    queue = [(source, label, a, 1) for a in loaded.attachments]
+    with IsolatedLoader(kb.settings.max_pdf_pages, kb.settings.max_load_seconds) as loader:
+        while queue:
+            parent, parent_label, attachment, depth = queue.pop(0)
+            name = f"{parent_label}{SEPARATOR}{attachment.name}"
+            try:
+                inner = loader.load(attachment.data, attachment.name)
+            except LoadError as exc:
+                lines.append(f"{name}: {exc}")
+                continue
+            sha = hashlib.sha256(attachment.data).hexdigest()
+            stored = stored_name(sha, Path(attachment.name).suffix)
+            kb.files.put(stored, attachment.data)
+            item_source = f"{parent}{SEPARATOR}{attachment.name}"
+            docs.append(NewDocument(item_source, sha, inner,
+                                    DocMeta(title=inner.title, published=inner.published).merged(inherited),
+                                    original_name=attachment.name, stored_path=stored, label=name,
+                                    curated=tuple(k for k in curated if k in INHERITED)))
+            if depth < MAX_NESTING:
+                queue += [(item_source, name, a, depth + 1) for a in inner.attachments]
+    return docs, lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zipfile
 from pathlib import PurePath
@@ -10,15 +11,34 @@ from pathlib import PurePath
 from kb.errors import LoadError
 
 SUPPORTED = {".pdf": "pdf", ".html": "html", ".htm": "html", ".xhtml": "html", ".md": "markdown",
-             ".markdown": "markdown", ".txt": "text", ".text": "text", ".docx": "docx"}
-SUPPORTED_NAMES = "PDF, Word (.docx), HTML, Markdown and plain text"  # what a refusal says kb reads
+             ".markdown": "markdown", ".txt": "text", ".text": "text", ".docx": "docx", ".pptx": "pptx",
+             ".xlsx": "xlsx", ".xlsm": "xlsx", ".csv": "csv", ".tsv": "csv", ".eml": "eml", ".msg": "msg",
+             ".odt": "odf", ".ods": "odf", ".odp": "odf", ".rtf": "rtf", ".epub": "epub"}
+SUPPORTED_NAMES = ("PDF, Word (.docx), PowerPoint (.pptx), Excel (.xlsx), CSV, email (.eml, .msg), "
+                   "OpenDocument (.odt, .ods, .odp), RTF, EPUB, HTML, Markdown and plain text")  # what a refusal says kb reads
 _MAGIC = [(b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
           (b"\x1f\x8b", "a gzip archive"), (b"\x7fELF", "a program (ELF)"), (b"MZ", "a Windows program"),
-          (b"Rar!", "a RAR archive"), (b"7z\xbc\xaf", "a 7-Zip archive"), (b"{\\rtf", "an RTF file")]
+          (b"Rar!", "a RAR archive"), (b"7z\xbc\xaf", "a 7-Zip archive")]
+# formats kb does not read, by extension: named in a refusal rather than called by their extension
+UNSUPPORTED = {".key": "Apple Keynote (.key)", ".pages": "Apple Pages (.pages)", ".numbers": "Apple Numbers (.numbers)",
+               ".doc": "an old Word document (.doc): save it as .docx", ".xls": "an Excel workbook (.xls)",
+               ".ppt": "a PowerPoint presentation (.ppt)", ".odg": "an OpenDocument drawing (.odg)",
+               ".zip": "a zip archive", ".mobi": "a Kindle book (.mobi)", ".wpd": "a WordPerfect document (.wpd)",
+               ".vsdx": "a Visio drawing (.vsdx)", ".pub": "a Publisher document (.pub)", ".mbox": "a mailbox (.mbox)",
+               ".ics": "a calendar file (.ics)", ".vcf": "a contact card (.vcf)", ".json": "JSON data (.json)",
+               ".xml": "XML data (.xml)", ".mp3": "audio (.mp3)", ".mp4": "video (.mp4)", ".wav": "audio (.wav)"}
+_HEADER_LINE = re.compile(rb"^(from|to|subject|date|received|return-path|message-id|mime-version|delivered-to|"
+                          rb"x-[\w-]+|content-type|reply-to|cc|sender):[ \t]", re.I | re.M)
+
+
+def unsupported(name: str) -> str:
+    """Why kb will not read a file of this name: "unsupported file type: Apple Keynote (.key)"."""
+    ext = PurePath(name).suffix.lower()
+    return f"unsupported file type: {UNSUPPORTED.get(ext, ext or '(no extension)')}"
 
 
 def detect(data: bytes, name: str) -> str:
-    """One of pdf, docx, html, markdown, text; LoadError for anything unsupported."""
+    """The loader for a file: one of the values of SUPPORTED; LoadError for anything unsupported."""
     if not data or not data.strip():
         raise LoadError("empty file")
     ext = PurePath(name).suffix.lower()
@@ -26,16 +46,15 @@ def detect(data: bytes, name: str) -> str:
     if b"%PDF-" in head:
         return "pdf"
     if data.startswith(b"PK\x03\x04"):
-        what = _zip_kind(data)
-        if what:
-            raise LoadError(f"unsupported file: {what}")
-        return "docx"  # the Word loader checks the archive itself
+        return _zip_kind(data, ext)
     if data.startswith(OLE[:4]):
-        raise LoadError(_ole_reason(ole_names(data), ext))
+        return _ole_kind(ole_names(data), ext)
+    if data.lstrip()[:5] == b"{\\rtf":
+        return "rtf"
     if ext == ".pdf":
         raise LoadError("named .pdf but is not a PDF")
-    if ext == ".docx":
-        raise LoadError("named .docx but is not a Word document")
+    if ext in _CONTAINERS:
+        raise LoadError(f"named {ext} but is not {_CONTAINERS[ext]}")
     for magic, what in _MAGIC:
         if data.startswith(magic):
             raise LoadError(f"unsupported file: {what}")
@@ -43,35 +62,53 @@ def detect(data: bytes, name: str) -> str:
     sniff = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower().replace(b"\x00", b"")
     if kind in (None, "text") and (sniff.startswith(b"<!doctype html") or sniff.startswith(b"<html")):
         return "html"
+    if kind is None and _looks_like_email(head):
+        return "eml"
     if kind is None:
-        raise LoadError(f"unsupported file type {ext or '(no extension)'}")
+        raise LoadError(unsupported(name))
     return kind
 
 
-_ZIPPED = [("word/document.xml", None), ("xl/workbook.xml", "an Excel workbook (.xlsx)"),
-           ("ppt/presentation.xml", "a PowerPoint presentation (.pptx)")]
-_ODF = {"application/vnd.oasis.opendocument.text": "an OpenDocument text (.odt)",
-        "application/vnd.oasis.opendocument.spreadsheet": "an OpenDocument spreadsheet (.ods)",
-        "application/vnd.oasis.opendocument.presentation": "an OpenDocument presentation (.odp)",
-        "application/epub+zip": "an EPUB book"}
+def _looks_like_email(head: bytes) -> bool:
+    """A message saved without its .eml extension: it opens with mail headers (three or more)."""
+    top = head.split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]
+    return top[:1].isalpha() and len(_HEADER_LINE.findall(top)) >= 3 and _HEADER_LINE.match(top) is not None
 
 
-def _zip_kind(data: bytes) -> str | None:
-    """What a zip archive holds when it is not a Word document (None: a Word document, or an
-    archive too broken to tell, which the Word loader then reports). Reads the central directory
-    and at most the small `mimetype` entry."""
+_ZIPPED = [("word/document.xml", "docx"), ("xl/workbook.xml", "xlsx"), ("ppt/presentation.xml", "pptx")]
+_ZIP_KINDS = {".docx": "a Word document", ".pptx": "a PowerPoint presentation", ".xlsx": "an Excel workbook",
+              ".xlsm": "an Excel workbook", ".odt": "an OpenDocument file", ".ods": "an OpenDocument file",
+              ".odp": "an OpenDocument file", ".epub": "an EPUB book"}
+_CONTAINERS = {**_ZIP_KINDS, ".msg": "an Outlook message"}  # a file so named must be one
+_ODF = {"application/vnd.oasis.opendocument.text": "odf", "application/vnd.oasis.opendocument.spreadsheet": "odf",
+        "application/vnd.oasis.opendocument.presentation": "odf", "application/epub+zip": "epub"}
+_ODF_OTHER = {"application/vnd.oasis.opendocument.graphics": "an OpenDocument drawing (.odg)",
+              "application/vnd.oasis.opendocument.formula": "an OpenDocument formula (.odf)",
+              "application/vnd.oasis.opendocument.chart": "an OpenDocument chart (.odc)",
+              "application/vnd.oasis.opendocument.text-master": "an OpenDocument master document (.odm)"}
+_IWORK = {".key": "Apple Keynote (.key)", ".pages": "Apple Pages (.pages)", ".numbers": "Apple Numbers (.numbers)"}
+
+
+def _zip_kind(data: bytes, ext: str) -> str:
+    """Which loader reads a zip archive, from the parts it holds (its central directory and at most
+    the small `mimetype` entry). An archive too broken to tell goes to the loader its extension
+    names (Word when none does), which reports it."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist()[:10_000])
-            for part, what in _ZIPPED:
+            for part, kind in _ZIPPED:
                 if part in names:
-                    return what
+                    return kind
             if "mimetype" in names and archive.getinfo("mimetype").file_size < 200:
-                kind = archive.read("mimetype").decode("ascii", "replace").strip()
-                return _ODF.get(kind, f"a zip archive ({kind[:60]})")
+                mime = archive.read("mimetype").decode("ascii", "replace").strip()
+                if mime in _ODF:
+                    return _ODF[mime]
+                raise LoadError(f"unsupported file: {_ODF_OTHER.get(mime, f'a zip archive ({mime[:60]})')}")
+            if "Index/Document.iwa" in names or "index.apxl" in names or ext in _IWORK:
+                raise LoadError(f"unsupported file type: {_IWORK.get(ext, 'an Apple iWork document')}")
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, KeyError):
-        return None
-    return "a zip archive, not a Word document"
+        return SUPPORTED.get(ext) if ext in _ZIP_KINDS else "docx"
+    raise LoadError(f"unsupported file: a zip archive, not {_ZIP_KINDS.get(ext, 'a document kb reads')}")
 
 
 # OLE compound files: one container for Word, Excel and PowerPoint 97-2003, Outlook messages, and
@@ -81,7 +118,7 @@ _MARKER = 0xFFFFFFFA  # sector numbers from here up mean end of chain, free, or 
 _ENCRYPTED = {".docx": "Word document", ".xlsx": "Excel workbook", ".pptx": "PowerPoint presentation",
               ".docm": "Word document", ".xlsm": "Excel workbook", ".pptm": "PowerPoint presentation"}
 _OLD = {".doc": "an old Word document (.doc): save it as .docx", ".xls": "an Excel workbook (.xls)",
-        ".ppt": "a PowerPoint presentation (.ppt)", ".msg": "an Outlook message (.msg)"}
+        ".ppt": "a PowerPoint presentation (.ppt)"}
 
 
 def ole_names(data: bytes) -> set[str]:
@@ -123,15 +160,20 @@ def ole_names(data: bytes) -> set[str]:
     return names
 
 
+def _ole_kind(names: set[str], ext: str) -> str:
+    """An Outlook message ("msg"), or LoadError naming what else an OLE compound file is."""
+    if "__properties_version1.0" in names or any(name.startswith("__substg1.0_") for name in names):
+        return "msg"
+    raise LoadError(_ole_reason(names, ext))
+
+
 def _ole_reason(names: set[str], ext: str) -> str:
-    """What an OLE compound file is, from the streams it holds or else its name."""
+    """What an OLE compound file kb does not read is, from the streams it holds or else its name."""
     if "encryptedpackage" in names:
         what = _ENCRYPTED.get(ext)
         if what == "Word document":
             return "encrypted Word document: it needs a password (remove it, save, and try again)"
         return f"unsupported file: a password-protected {what or 'Office file'}{f' ({ext})' if what else ''}"
-    if "__properties_version1.0" in names or any(name.startswith("__substg1.0_") for name in names):
-        return "unsupported file: an Outlook message (.msg)"
     if "worddocument" in names:
         return f"unsupported file: {_OLD['.doc']}"
     if "workbook" in names or "book" in names:

@@ -9,6 +9,7 @@ decompression bomb ends in a clear refusal and a worker orphaned by a killed ing
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import resource
@@ -19,8 +20,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from kb.errors import LoadError
-from kb.models import Block, LoadedDocument
+from kb.errors import LoadError, MissingDependency
+from kb.models import Attachment, Block, LoadedDocument
 
 MEMORY_LIMIT = 4 * 1024 ** 3  # the worker's address space, in bytes
 GRACE_SECONDS = 1.0  # lets a loader's own time check (which names the page) answer first
@@ -56,9 +57,7 @@ class IsolatedLoader:
             raise LoadError(f"the loader crashed on this file (exit status {code})") from None
         if "error" in answer:
             raise LoadError(answer["error"])
-        doc = answer["document"]
-        doc["blocks"] = [Block(*b) for b in doc["blocks"]]
-        return LoadedDocument(**doc)
+        return from_json(answer["document"])
 
     def close(self) -> None:
         if self._worker is not None:
@@ -124,9 +123,11 @@ def serve(max_memory: int) -> None:
         _limit_cpu(request["max_seconds"] + GRACE_SECONDS + 1)
         try:
             doc = load(data, request["name"], request["max_pdf_pages"], request["max_seconds"])
-            answer = {"document": {**asdict(doc), "blocks": [list(asdict(b).values()) for b in doc.blocks]}}
+            answer = {"document": to_json(doc)}
         except LoadError as exc:
             answer = {"error": str(exc)}
+        except ImportError as exc:  # kb's own installation, not the file
+            answer = {"error": str(MissingDependency(f"{exc.name or exc} is not installed"))}
         except MemoryError:
             answer = {"error": f"needs more than {max_memory // 1024 ** 2} MB of memory to read: refused"}
         except RecursionError:
@@ -135,6 +136,17 @@ def serve(max_memory: int) -> None:
             answer = {"error": f"unexpected error: {type(exc).__name__}: {exc}"[:300]}
         sink.write(json.dumps(answer).encode() + b"\n")
         sink.flush()
+
+
+def to_json(doc: LoadedDocument) -> dict:
+    """A loaded document as JSON: blocks as lists, attachments' bytes in base64."""
+    return {**asdict(doc), "blocks": [list(asdict(b).values()) for b in doc.blocks],
+            "attachments": [[a.name, base64.b64encode(a.data).decode("ascii")] for a in doc.attachments]}
+
+
+def from_json(doc: dict) -> LoadedDocument:
+    return LoadedDocument(**{**doc, "blocks": [Block(*b) for b in doc["blocks"]],
+                             "attachments": [Attachment(n, base64.b64decode(d)) for n, d in doc.get("attachments", [])]})
 
 
 def _limit_cpu(seconds: float) -> None:

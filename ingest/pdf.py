@@ -7,11 +7,12 @@ import logging
 import re
 import time
 
-from kb.errors import LoadError
+from kb.errors import LoadError, MissingDependency
 from kb.models import Block, LoadedDocument
 
 from .dates import normalize_date
 from .textfile import clean
+from .titles import TypeSizes, placeholder
 
 logging.getLogger("pypdf").setLevel(logging.ERROR)
 _SENTENCE_END = re.compile(r"[.!?:;\"”)]$")
@@ -21,14 +22,16 @@ _PAGE_NUMBER = re.compile(r"^\s*(page\s*)?\d{1,4}(\s*(of|/)\s*\d{1,4})?\s*$", re
 
 def load_pdf(data: bytes, name: str, max_pages: int = 2000, max_seconds: float = 60.0) -> LoadedDocument:
     from pypdf import PdfReader
-    from pypdf.errors import LimitReachedError, PdfReadError
+    from pypdf.errors import DependencyError, LimitReachedError, PdfReadError
 
     started = time.monotonic()
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
-        if reader.is_encrypted:
+        if reader.is_encrypted:  # an owner password only (copy-protected) opens with the empty one
             try:
                 opened = reader.decrypt("")
+            except DependencyError:
+                raise
             except Exception:  # pypdf raises several kinds for unsupported encryption
                 opened = 0
             if not opened:
@@ -36,6 +39,8 @@ def load_pdf(data: bytes, name: str, max_pages: int = 2000, max_seconds: float =
         pages = len(reader.pages)
     except LoadError:
         raise
+    except DependencyError as exc:
+        raise MissingDependency(f"PDF: {exc}") from None
     except LimitReachedError:
         raise LoadError(BOMB) from None
     except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError, IndexError,
@@ -47,14 +52,18 @@ def load_pdf(data: bytes, name: str, max_pages: int = 2000, max_seconds: float =
         raise LoadError(f"PDF has {pages} pages, more than the limit of {max_pages}")
 
     headings = _outline(reader)
+    info = _info(reader)
+    sizes = TypeSizes() if placeholder(info.get("title")) else None  # the first page's type, for a title
     texts = []
     for number in range(pages):
         if time.monotonic() - started > max_seconds:
             raise LoadError(f"PDF text extraction took longer than {max_seconds:g} s (page {number + 1})")
         try:
-            texts.append(clean(reader.pages[number].extract_text() or ""))
+            texts.append(clean(reader.pages[number].extract_text(visitor_text=sizes if number == 0 else None) or ""))
         except LoadError:
             raise LoadError(f"page {number + 1} holds binary data, not text") from None
+        except DependencyError as exc:
+            raise MissingDependency(f"PDF: page {number + 1}: {exc}") from None
         except LimitReachedError:
             raise LoadError(f"{BOMB} (page {number + 1})") from None
         except Exception as exc:  # pypdf raises many kinds for a broken page
@@ -64,8 +73,8 @@ def load_pdf(data: bytes, name: str, max_pages: int = 2000, max_seconds: float =
         blocks.extend(_page_blocks(text, number + 1, headings.get(number, [])))
     if not any(b.kind == "para" for b in blocks):
         raise LoadError("no text found: scanned PDF without a text layer?")
-    info = _info(reader)
-    title = info.get("title") or next((b.text for b in blocks if b.kind == "heading"), None)
+    title = (info.get("title") if not placeholder(info.get("title")) else None) or (sizes and sizes.title()) \
+        or next((b.text for b in blocks if b.kind == "heading"), None)
     return LoadedDocument(blocks=blocks, title=title, published=info.get("published"), mime="application/pdf")
 
 

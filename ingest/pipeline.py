@@ -147,15 +147,20 @@ def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = N
         if notify:
             notify(outcome)
 
+    from .attached import with_attachments
+
     with kb.writing():
         candidates = _candidates(kb, [Path(p) for p in paths], flags or DocMeta(), record)
         if settings.dask_scheduler:
             from .distributed import prepared_on_dask
 
-            _store(kb, prepared_on_dask(settings, candidates, kb.store.find_many, on_embed), record, on_embed)
+            with IsolatedLoader(settings.max_pdf_pages, settings.max_load_seconds) as loader:  # attachments are read here
+                _store(kb, with_attachments(kb, prepared_on_dask(settings, candidates, kb.store.find_many, on_embed),
+                                            loader), record, on_embed)
         else:
             with IsolatedLoader(settings.max_pdf_pages, settings.max_load_seconds) as loader:
-                _store(kb, ((c, load_candidate(loader, c)) for c in candidates), record, on_embed)
+                _store(kb, with_attachments(kb, ((c, load_candidate(loader, c)) for c in candidates), loader),
+                       record, on_embed)
         if prune:
             for outcome in _prune(kb, [Path(p) for p in paths]):
                 record(outcome)
@@ -290,7 +295,9 @@ def _meta_update(kb: KnowledgeBase, doc, meta: DocMeta, name: str, forced: tuple
 
 def _file_gone(source: str) -> bool:
     """True when a document's source is a path on this machine and nothing is there any more."""
-    return os.path.isabs(source) and not os.path.exists(source)
+    from .attached import file_of
+
+    return os.path.isabs(source) and not os.path.exists(file_of(source))
 
 
 def _file_changed(doc) -> bool:
@@ -311,10 +318,12 @@ def stored_name(sha: str, suffix: str) -> str:
 
 
 def _prune(kb: KnowledgeBase, paths: list[Path]) -> list[ItemOutcome]:
+    from .attached import file_of
+
     folders = [str(p.resolve()) + os.sep for p in paths if p.is_dir()]
     outcomes = []
     for doc in kb.store.documents(include_retired=True):
-        if any(doc.source.startswith(f) for f in folders) and not Path(doc.source).exists():
+        if any(doc.source.startswith(f) for f in folders) and not Path(file_of(doc.source)).exists():
             kb.remove(doc.id)
             outcomes.append(ItemOutcome(doc.source, "pruned", "file is gone", doc_id=doc.id))
     return outcomes

@@ -13,6 +13,7 @@ from kb.errors import LoadError, NotFound
 from kb.jobs import Job, Jobs
 from kb.models import DocMeta, NewDocument
 
+from .attached import uploaded_attachments
 from .detect import detect
 from .isolate import IsolatedLoader
 from .meta import meta_from_mapping
@@ -84,8 +85,10 @@ def run_upload(kb: KnowledgeBase, jobs: Jobs, job: Job, decision: str | None = N
     curated = tuple(k for k, v in asdict(given).items() if v not in (None, "", []))  # the form's fields
     doc = NewDocument(source, sha, loaded, meta, original_name=job.original_name, stored_path=stored,
                       label=job.original_name, curated=curated)
+    attached, failed = uploaded_attachments(kb, source, loaded, meta, curated, job.original_name)
     with kb.writing():
-        outcome = kb.add_batch([doc])[0]
+        outcome, *others = kb.add_batch([doc, *attached])
     kb.files.delete(job.upload_path)
+    lines = [f"{o.name}: {o.status}, {o.chunks} passages" for o in others] + failed
     return jobs.update(job.id, status="done", progress=100, doc_id=outcome.doc_id,
-                       message=f"{outcome.status}: {outcome.chunks} passages")
+                       message="; ".join([f"{outcome.status}: {outcome.chunks} passages", *lines]))

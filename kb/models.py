@@ -35,7 +35,8 @@ class LoadedDocument:
     title: str | None = None
     published: str | None = None
     mime: str = "text/plain"
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what was left out or read another way
+    attachments: list[Attachment] = field(default_factory=list)  # files it carries, of kinds kb reads
 
 
 @dataclass

@@ -68,7 +68,7 @@ class Settings:
     query_threads: int = _setting(1, "KB_QUERY_THREADS", "Threads that encode one query (kb serve, kb search, kb eval's queries); 0 leaves the encoder's default (every core).")
     batch_size: int = _setting(DEFAULT_BATCH_SIZE, "KB_BATCH_SIZE", "Texts per embedding batch.")
     max_file_mb: int = _setting(50, "KB_MAX_FILE_MB", "Largest file accepted for ingestion or upload, in MB (the upload form takes up to 20 such files at a time).")
-    max_pdf_pages: int = _setting(2000, "KB_MAX_PDF_PAGES", "PDFs with more pages are refused.")
+    max_pdf_pages: int = _setting(2000, "KB_MAX_PDF_PAGES", "PDFs with more pages, and slide decks (.pptx, .odp) with more slides, are refused.")
     max_load_seconds: float = _setting(60.0, "KB_MAX_LOAD_SECONDS", "Hard time limit for extracting one file's text (the loader runs in a worker process that is stopped).")
     dask_scheduler: str = _setting(
         "", "KB_DASK_SCHEDULER",

@@ -17,6 +17,7 @@ import pytest
 
 from conftest import FakeEmbedder, encrypted_pdf, make_docx, make_pdf, scanned_pdf
 from ingest.isolate import GRACE_SECONDS
+from support.formats import docx_python_docx_cannot_read, make_odf, mime_bomb, owner_password_pdf, zip_bomb
 from ingest.pipeline import ingest_paths
 from cli import main
 from kb.collection import KnowledgeBase
@@ -111,6 +112,25 @@ def hostile_files() -> dict[str, bytes]:
         "photo.md": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4,
         "bomb.docx": _docx_bomb(),
         "broken.docx": good_docx[: len(good_docx) // 2],
+        **format_files(good_pdf),
+    }
+
+
+def format_files(good_pdf: bytes) -> dict[str, bytes]:
+    """Issue 20's formats: zip bombs of each, a million-row CSV, MIME bombs, and the files that failed."""
+    cell = f"<table:table-row table:number-rows-repeated=\"100000000\"><table:table-cell><text:p>{TEXT}</text:p>" \
+           "</table:table-cell></table:table-row>"
+    return {
+        "bomb.pptx": zip_bomb({"[Content_Types].xml": b"<Types/>", "ppt/presentation.xml": b"<p/>"}, 40),
+        "bomb.xlsx": zip_bomb({"[Content_Types].xml": b"<Types/>", "xl/workbook.xml": b"<w/>"}, 40),
+        "million-rows.csv": (f"Site,Count,Note\nLeeds,0,{TEXT}\n" + "".join(f"L,{n},\n" for n in range(1, 10 ** 6))).encode(),
+        "repeated-rows.ods": make_odf("spreadsheet", f"<table:table table:name=\"Rows\">{cell}</table:table>"),
+        "mime-parts.eml": mime_bomb(parts=5_000),
+        "mime-nested.eml": mime_bomb(depth=200),
+        "owner-password.pdf": owner_password_pdf(good_pdf),
+        "utf32.txt": f"Caf\u00e9 {TEXT}".encode("utf-32"),
+        "utf32-no-bom.md": f"# Caf\u00e9\n\n{TEXT}".encode("utf-32-le"),
+        "grid.docx": docx_python_docx_cannot_read([("h1", "Profile"), ("p", TEXT)], [["Site and count", "x"], ["Leeds", "40"]]),
     }
 
 
@@ -147,6 +167,16 @@ EXPECTED = {
     "linked-folder": ("failed", "symbolic link not followed", None),
     "pipe.txt": ("failed", "not a regular file", None),
     "manifest-free/manifest.csv": ("failed", "cannot read manifest.csv", None),
+    "bomb.pptx": ("failed", "PowerPoint presentation would inflate to 40 MB: refused as a zip bomb", None),
+    "bomb.xlsx": ("failed", "Excel workbook would inflate to 40 MB: refused as a zip bomb", None),
+    "million-rows.csv": ("added", "", "text/csv"),  # its first 20,000 rows, with a warning
+    "repeated-rows.ods": ("added", "", "application/vnd.oasis.opendocument.spreadsheet"),  # likewise
+    "mime-parts.eml": ("failed", "MIME bomb: 5,001 parts, more than the limit of 1,000: refused", None),
+    "mime-nested.eml": ("failed", "MIME bomb: parts nested more than 20 deep: refused", None),
+    "owner-password.pdf": ("added", "", "application/pdf"),
+    "utf32.txt": ("added", "", "text/plain"),
+    "utf32-no-bom.md": ("added", "", "text/markdown"),
+    "grid.docx": ("added", "", DOCX),
 }
 
 
@@ -191,6 +221,16 @@ def test_each_hostile_file_gets_a_clear_outcome(hostile, name):
         for marker in ("SCRIPT-TEXT", "INJECTED", "IFRAME-TEXT", "OBJECT-TEXT", "SVG-TEXT", "NOSCRIPT-TEXT",
                        "TEMPLATE-TEXT", "INPUT-TEXT", "BUTTON-TEXT"):
             assert marker not in text
+
+
+@pytest.mark.parametrize("name, warning", [
+    ("million-rows.csv", "only the first 20,000 rows were read"),
+    ("repeated-rows.ods", "only the first 20,000 rows were read"),
+    ("grid.docx", "read from the document's XML, without python-docx (no `tc` element at grid_offset=1)"),
+])
+def test_a_file_kept_in_part_or_read_another_way_says_so(hostile, name, warning):
+    kb, outcomes, _ = hostile
+    assert kb.store.get(outcomes[name].doc_id).warnings == [warning]
 
 
 def test_the_hostile_folder_is_read_within_its_limits_and_nothing_leaks(hostile):
