@@ -16,6 +16,7 @@ from conftest import CORPUS, encrypted_pdf, make_pdf
 
 from cli import main
 from ingest import distributed
+from support.formats import make_eml, make_pptx
 from ingest.pipeline import ingest_paths
 from kb.collection import KnowledgeBase
 from kb.settings import Settings
@@ -97,6 +98,10 @@ def test_a_dask_ingest_equals_a_local_one(tmp_path, model, cluster, database_url
                  "learning-report-leeds.md", "timeline.txt"):
         shutil.copy(CORPUS / "docs" / name, folder / name)
     (folder / "timeline.txt.meta.json").write_text(json.dumps({"title": "The programme's timeline"}))
+    # a deck, and an email whose attachment is read where its message is written (issue 20)
+    (folder / "deck.pptx").write_bytes(make_pptx([("Trust", ["Residents chaired the meetings"], "Thank them")]))
+    (folder / "update.eml").write_bytes(make_eml("Croydon update", "The garden grew.", attachments=[
+        ("garden.pdf", make_pdf([[("p", "Families grew food together in Croydon.")]]), "application/pdf")]))
     local = KnowledgeBase.open(Settings(data_dir=tmp_path / "local", database_url=database_url), model)
     dask = KnowledgeBase.open(Settings(data_dir=tmp_path / "dask", database_url=second_url,
                                        dask_scheduler=cluster.scheduler_address), model)
@@ -116,7 +121,7 @@ def test_a_dask_ingest_equals_a_local_one(tmp_path, model, cluster, database_url
     assert second_local == second_dask and {"updated", "added", "unchanged"} == {s for _, s in second_local}
     docs_local, chunks_local, vectors_local = snapshot(local)
     docs_dask, chunks_dask, vectors_dask = snapshot(dask)
-    assert docs_dask == docs_local and len(docs_local) == 12
+    assert docs_dask == docs_local and len(docs_local) == 15
     assert chunks_dask == chunks_local
     assert vectors_dask.shape == vectors_local.shape and np.abs(vectors_dask - vectors_local).max() <= 1e-5
     assert dask.check()["in_step"]
