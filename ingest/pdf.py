@@ -11,6 +11,8 @@ from kb.errors import LoadError, MissingDependency
 from kb.models import Block, LoadedDocument
 
 from .dates import normalize_date
+from .ocr import OcrOptions, scanned_note
+from .scanned import no_text_reason, read_scans
 from .textfile import clean
 from .titles import TypeSizes, placeholder
 
@@ -20,7 +22,8 @@ BOMB = "PDF refused: over pypdf's safety limits on decompressed size or content 
 _PAGE_NUMBER = re.compile(r"^\s*(page\s*)?\d{1,4}(\s*(of|/)\s*\d{1,4})?\s*$", re.I)
 
 
-def load_pdf(data: bytes, name: str, max_pages: int = 2000, max_seconds: float = 60.0) -> LoadedDocument:
+def load_pdf(data: bytes, name: str, max_pages: int = 2000, max_seconds: float = 60.0,
+             ocr: OcrOptions = OcrOptions()) -> LoadedDocument:
     from pypdf import PdfReader
     from pypdf.errors import DependencyError, LimitReachedError, PdfReadError
 
@@ -68,14 +71,20 @@ def load_pdf(data: bytes, name: str, max_pages: int = 2000, max_seconds: float =
             raise LoadError(f"{BOMB} (page {number + 1})") from None
         except Exception as exc:  # pypdf raises many kinds for a broken page
             raise LoadError(f"corrupt PDF: page {number + 1}: {_short(exc)}") from None
+    texts, scanned, pictured = read_scans(reader, texts, ocr)  # pages without a text layer, by OCR
     blocks: list[Block] = []
     for number, text in enumerate(strip_running_lines(texts)):
         blocks.extend(_page_blocks(text, number + 1, headings.get(number, [])))
     if not any(b.kind == "para" for b in blocks):
-        raise LoadError("no text found: scanned PDF without a text layer?")
+        raise LoadError(no_text_reason(ocr, len(pictured)))
     title = (info.get("title") if not placeholder(info.get("title")) else None) or (sizes and sizes.title()) \
         or next((b.text for b in blocks if b.kind == "heading"), None)
-    return LoadedDocument(blocks=blocks, title=title, published=info.get("published"), mime="application/pdf")
+    notes = [scanned_note(scanned)] if scanned else []
+    if pictured and not ocr.enabled:
+        notes.append(f"{len(pictured)} scanned page{'s' if len(pictured) > 1 else ''} without a text layer "
+                     "not read: OCR is off (KB_OCR=0)")
+    return LoadedDocument(blocks=blocks, title=title, published=info.get("published"), mime="application/pdf",
+                          warnings=notes)
 
 
 def strip_running_lines(pages: list[str]) -> list[str]:

@@ -11,15 +11,17 @@ import hashlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 from kb.collection import KnowledgeBase, Prepared
 from kb.errors import KbError, LoadError
 from kb.models import DocMeta, IngestReport, ItemOutcome, LoadedDocument, NewDocument
 
-from .detect import SUPPORTED
+from .detect import SUPPORTED, unsupported
+from .image import IMAGES_OFF
 from .isolate import IsolatedLoader
 from .meta import MANIFEST, is_metadata_file, meta_from_mapping, read_manifest, read_sidecar
+from .ocr import check_setting
 
 # Documents are stored and embedded in batches: one transaction and one index save per batch, and
 # one encoder call over all its chunks, which sentence-transformers sorts by length so each encoder
@@ -31,28 +33,43 @@ BATCH_BYTES = 64 * 1024 * 1024  # originals held for the batch's one write of st
 Notify = Callable[[ItemOutcome], None]
 
 
-def walk(paths: list[Path], follow_symlinks: bool = False) -> Iterator[tuple[Path, Path | None, str]]:
-    """(file, governing folder, problem) for every candidate file, in a stable order.
+class Found(NamedTuple):
+    """A file (or folder) a walk comes upon, and why it is not read ("" when it is)."""
+
+    path: Path
+    base: Path | None  # the folder whose manifest.csv lists it
+    problem: str = ""
+    skipped: bool = False  # not read by design (its type, a hidden file, a link): not a failure
+
+
+def walk(paths: list[Path], follow_symlinks: bool = False, ocr: bool = True) -> Iterator[Found]:
+    """Every file under `paths`, in a stable order, each with why it is not read if it is not.
 
     Folders are read recursively; a folder holding `manifest.csv` contributes the files it lists.
     Symbolic links (to files or folders) are not followed unless asked, and never out of the
-    folder being read; only regular files are read (a FIFO would block the run for ever).
+    folder being read; only regular files are read (a FIFO would block the run for ever). In a
+    folder, hidden files and folders and files of types kb does not read (images too, with OCR
+    off) are skipped, each with its reason; a file named itself is always tried. Metadata files
+    (manifest.csv, sidecars) are read with the files they describe.
     """
     for given in paths:
         if given.is_symlink() and not follow_symlinks:
-            yield given, None, NOT_FOLLOWED
+            yield Found(given, None, NOT_FOLLOWED, True)
         elif given.is_file():
-            yield given, None, ""
+            yield Found(given, None)
         elif given.is_dir():
-            yield from _walk_folder(given, follow_symlinks)
+            yield from _walk_folder(given, follow_symlinks, ocr)
+        elif given.exists():
+            yield Found(given, None, "not a regular file", True)
         else:
-            yield given, None, "not a regular file" if given.exists() else "no such file or folder"
+            yield Found(given, None, "no such file or folder")
 
 
 NOT_FOLLOWED = "symbolic link not followed (set KB_FOLLOW_SYMLINKS=1 to follow)"
+UNLISTED = "not listed in manifest.csv"
 
 
-def _walk_folder(root: Path, follow_symlinks: bool) -> Iterator[tuple[Path, Path | None, str]]:
+def _walk_folder(root: Path, follow_symlinks: bool, ocr: bool) -> Iterator[Found]:
     real_root = root.resolve()
     visited: set[Path] = set()  # real folders read so far: a followed link never loops
     for folder, dirs, files in os.walk(root, followlinks=follow_symlinks):
@@ -62,36 +79,49 @@ def _walk_folder(root: Path, follow_symlinks: bool) -> Iterator[tuple[Path, Path
             listed = read_manifest(base)
         except (OSError, ValueError, csv.Error) as exc:
             dirs[:] = []
-            yield base / MANIFEST, None, f"cannot read manifest.csv, so this folder was skipped: {exc}"[:300]
+            yield Found(base / MANIFEST, None, f"cannot read manifest.csv, so this folder was skipped: {exc}"[:300])
             continue
         if listed:  # the manifest decides what this part of the tree holds
-            dirs[:] = []
             for path in sorted(listed):
                 if real_root != path and real_root not in path.parents:
-                    yield path, None, "listed in manifest.csv but outside the folder being read: not read"
+                    yield Found(path, None, "listed in manifest.csv but outside the folder being read: not read")
                 else:
-                    yield path, base, "" if path.is_file() else (
+                    yield Found(path, base, "" if path.is_file() else (
                         "listed in manifest.csv but not a regular file" if path.exists()
-                        else "listed in manifest.csv but missing")
+                        else "listed in manifest.csv but missing"))
+            for name in sorted(dirs):  # folders holding none of the files it lists
+                below = (base / name).resolve()
+                if not any(below in path.parents for path in listed):
+                    yield Found(base / name, None, f"folder {UNLISTED}", True)
+            for name in sorted(files):
+                path = base / name
+                if not is_metadata_file(path) and path.resolve() not in listed:
+                    yield Found(path, None, UNLISTED, True)
+            dirs[:] = []
             continue
         kept = []
-        for name in sorted(d for d in dirs if not d.startswith(".")):
-            problem = _link_problem(base / name, real_root, follow_symlinks)
+        for name in sorted(dirs):
+            problem = "hidden folder: not read" if name.startswith(".") else _link_problem(
+                base / name, real_root, follow_symlinks)
             if not problem and (base / name).is_symlink() and (base / name).resolve() in visited:
                 problem = "symbolic link to a folder already read: not followed"
             if problem:
-                yield base / name, None, problem
+                yield Found(base / name, None, problem, True)
             else:
                 kept.append(name)
         dirs[:] = kept
         for name in sorted(files):
             path = base / name
-            if name.startswith(".") or is_metadata_file(path) or path.suffix.lower() not in SUPPORTED:
+            if is_metadata_file(path):
                 continue
-            problem = _link_problem(path, real_root, follow_symlinks)
+            problem = "hidden file" if name.startswith(".") else _link_problem(path, real_root, follow_symlinks)
+            if not problem and path.suffix.lower() not in SUPPORTED:
+                problem = unsupported(name)
+            if not problem and SUPPORTED[path.suffix.lower()] == "image" and not ocr:
+                problem = IMAGES_OFF
             if not problem and not path.is_file():
                 problem = "not a regular file" if path.exists() else "symbolic link to nothing"
-            yield path, None, problem
+            yield Found(path, None, problem, bool(problem))
 
 
 def _link_problem(path: Path, real_root: Path, follow_symlinks: bool) -> str:
@@ -141,6 +171,8 @@ def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = N
     """
     report = IngestReport()
     settings = kb.settings
+    if settings.ocr:
+        check_setting(settings.ocr_langs)  # a language Tesseract lacks stops the run before any file
 
     def record(outcome: ItemOutcome) -> None:
         report.items.append(outcome)
@@ -154,11 +186,11 @@ def ingest_paths(kb: KnowledgeBase, paths: list[Path], flags: DocMeta | None = N
         if settings.dask_scheduler:
             from .distributed import prepared_on_dask
 
-            with IsolatedLoader(settings.max_pdf_pages, settings.max_load_seconds) as loader:  # attachments are read here
+            with IsolatedLoader.for_settings(settings) as loader:  # attachments are read here
                 _store(kb, with_attachments(kb, prepared_on_dask(settings, candidates, kb.store.find_many, on_embed),
                                             loader), record, on_embed)
         else:
-            with IsolatedLoader(settings.max_pdf_pages, settings.max_load_seconds) as loader:
+            with IsolatedLoader.for_settings(settings) as loader:
                 _store(kb, with_attachments(kb, ((c, load_candidate(loader, c)) for c in candidates), loader),
                        record, on_embed)
         if prune:
@@ -173,10 +205,10 @@ def _candidates(kb: KnowledgeBase, paths: list[Path], flags: DocMeta, record: No
     settings = kb.settings
     seen: dict[str, str] = {}
     manifests: dict[Path, dict] = {}
-    for path, base, problem in walk(paths, settings.follow_symlinks):
+    for path, base, problem, skipped in walk(paths, settings.follow_symlinks, settings.ocr):
         name = str(path)
         if problem:
-            record(ItemOutcome(name, "failed", problem))
+            record(ItemOutcome(name, "skipped" if skipped else "failed", problem))
             continue
         try:
             size = path.stat().st_size

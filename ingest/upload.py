@@ -15,6 +15,7 @@ from kb.models import DocMeta, NewDocument
 
 from .attached import uploaded_attachments
 from .detect import detect
+from .image import IMAGES_OFF
 from .isolate import IsolatedLoader
 from .meta import meta_from_mapping
 from .pipeline import stored_name
@@ -40,7 +41,8 @@ def stage(kb: KnowledgeBase, data: bytes, name: str) -> str:
 
     The type is checked by content first, so an unsupported file is refused before a job exists.
     """
-    detect(data, safe_name(name))
+    if detect(data, safe_name(name)) == "image" and not kb.settings.ocr:
+        raise LoadError(IMAGES_OFF)
     rel = f"uploads/{uuid.uuid4().hex}.bin"
     kb.files.put(rel, data)
     return rel
@@ -57,7 +59,7 @@ def run_upload(kb: KnowledgeBase, jobs: Jobs, job: Job, decision: str | None = N
     sha = hashlib.sha256(data).hexdigest()
     try:
         given = meta_from_mapping(job.meta, "upload form")
-        with IsolatedLoader(kb.settings.max_pdf_pages, kb.settings.max_load_seconds) as loader:
+        with IsolatedLoader.for_settings(kb.settings) as loader:
             loaded = loader.load(data, job.original_name)
     except LoadError as exc:
         kb.files.delete(job.upload_path)  # nothing can come of this upload now

@@ -219,7 +219,7 @@ class ItemOutcome:
     """What happened to one file during ingestion."""
 
     name: str
-    status: str  # added | updated | unchanged | duplicate | failed | pruned
+    status: str  # added | updated | unchanged | moved | duplicate | failed | skipped | pruned
     reason: str = ""
     doc_id: int | None = None
     chunks: int = 0
@@ -241,7 +241,7 @@ class IngestReport:
         return not self.failed
 
     def summary(self) -> dict:
-        keys = ("added", "updated", "unchanged", "moved", "duplicate", "failed", "pruned")
+        keys = ("added", "updated", "unchanged", "moved", "duplicate", "failed", "skipped", "pruned")
         return {k: self.count(k) for k in keys}
 
 

@@ -70,6 +70,24 @@ class Settings:
     max_file_mb: int = _setting(50, "KB_MAX_FILE_MB", "Largest file accepted for ingestion or upload, in MB (the upload form takes up to 20 such files at a time).")
     max_pdf_pages: int = _setting(2000, "KB_MAX_PDF_PAGES", "PDFs with more pages, and slide decks (.pptx, .odp) with more slides, are refused.")
     max_load_seconds: float = _setting(60.0, "KB_MAX_LOAD_SECONDS", "Hard time limit for extracting one file's text (the loader runs in a worker process that is stopped).")
+    ocr: bool = _setting(
+        True, "KB_OCR",
+        "Read scans by OCR (Tesseract, from Debian's tesseract-ocr): PDF pages without a text layer and PNG, "
+        "JPEG and TIFF files. A page with a text layer is never OCR'd. 0 turns it off: scanned PDFs are refused "
+        "and image files skipped, as before.")
+    ocr_langs: str = _setting(
+        "eng", "KB_OCR_LANGS",
+        "Tesseract languages to read scans in, joined by + (eng+fra); each needs its Debian package "
+        "(tesseract-ocr-fra), which kb ingest checks before it starts.")
+    ocr_page_seconds: float = _setting(
+        60.0, "KB_OCR_PAGE_SECONDS",
+        "Time limit for reading one page by OCR (about 3 s for an A4 page at 200 dpi on one core); each page "
+        "read moves the file's own limit (KB_MAX_LOAD_SECONDS) on by this much.")
+    ocr_max_pages: int = _setting(100, "KB_OCR_MAX_PAGES", "A file with more pages to read by OCR is refused.")
+    ocr_max_pixels: int = _setting(
+        100_000_000, "KB_OCR_MAX_PIXELS",
+        "Largest image read by OCR, in pixels, checked from its header before it is decoded (an A4 page "
+        "scanned at 600 dpi is 35 million, A3 70 million).")
     dask_scheduler: str = _setting(
         "", "KB_DASK_SCHEDULER",
         "Empty: kb ingest loads, chunks and embeds files itself. A Dask scheduler's address (tcp://HOST:PORT): "
@@ -153,6 +171,12 @@ class Settings:
             raise ConfigError("chunk_overlap must be at least 0 and under half of chunk_tokens")
         if not 0.0 <= s.dense_weight <= 1.0:
             raise ConfigError("dense_weight must be between 0 and 1")
+        if not re.fullmatch(r"[A-Za-z_]+(\+[A-Za-z_]+)*", s.ocr_langs):
+            raise ConfigError(f"KB_OCR_LANGS must be Tesseract language codes joined by +, such as eng or eng+fra, "
+                              f"not {s.ocr_langs!r}")
+        if s.ocr_page_seconds <= 0 or s.ocr_max_pages < 1 or s.ocr_max_pixels < 1_000_000:
+            raise ConfigError("KB_OCR_PAGE_SECONDS must be above 0, KB_OCR_MAX_PAGES at least 1 and "
+                              "KB_OCR_MAX_PIXELS at least 1000000")
         if s.analytics_days < 1:
             raise ConfigError(f"KB_ANALYTICS_DAYS must be at least 1, not {s.analytics_days}")
         if s.public_url:

@@ -7,6 +7,7 @@ import io
 import itertools
 import os
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,61 @@ def scanned_pdf() -> bytes:
     pdf.add_page()
     pdf.rect(10, 10, 50, 50)
     return bytes(pdf.output())
+
+
+SCAN_TEXT = """Healthy Communities Together: a report from the Riverside partnership
+The partnership brought together the local hospital trust, the council and four community charities to reduce \
+loneliness among older people living alone. Volunteers from the food bank visited two hundred households each \
+month and referred people to the walking group, the lunch club and the benefits advice service.
+Staff said the most useful change was a shared referral form, which meant that nobody had to tell their story \
+three times. Waiting times for a first visit fell from six weeks to nine days.
+The steering group agreed to fund a second coordinator from April, and to publish what they learned for other sites."""
+FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # fonts-dejavu-core: `make ocr` installs it
+
+
+def scan_image(text: str = SCAN_TEXT, dpi: int = 200, angle: float = 1.5, seed: int = 1):
+    """A typed A4 page as a scanner gives it: 11 pt DejaVu Sans at `dpi`, turned slightly, with
+    grey-level noise, specks of dust and the blur of the scanner's optics (a Pillow image, grey)."""
+    import textwrap
+
+    from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+    page = Image.new("L", (round(8.27 * dpi), round(11.69 * dpi)), 255)
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.truetype(str(FONT), round(11 / 72 * dpi))
+    y = dpi
+    for para in text.split("\n"):
+        for line in textwrap.wrap(para, 80):
+            draw.text((dpi, y), line, font=font, fill=0)
+            y += round(font.size * 1.5)
+        y += font.size
+    page = page.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=255)
+    rng = np.random.default_rng(seed)
+    pixels = np.asarray(page, dtype=np.int16) + rng.normal(0, 12, (page.height, page.width)).astype(np.int16)
+    specks = rng.random(pixels.shape)
+    pixels[specks < 0.001], pixels[specks > 0.999] = 0, 255
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.6))
+
+
+def image_file(image, kind: str, dpi: int = 200) -> bytes:
+    """An image saved as a PNG, JPEG or TIFF file, or as a PDF page with no text layer."""
+    buffer = io.BytesIO()
+    options = {"pdf": {"resolution": dpi, "title": ""}, "jpeg": {"quality": 85, "dpi": (dpi, dpi)},
+               "tiff": {"compression": "tiff_lzw", "dpi": (dpi, dpi)}, "png": {"dpi": (dpi, dpi)}}[kind]
+    image.save(buffer, kind.upper(), **options)
+    return buffer.getvalue()
+
+
+def image_bomb(side: int = 20_000) -> bytes:
+    """A valid one-bit PNG of side x side pixels, all white: 400 million pixels in about 50 KB."""
+    import struct
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    body = zlib.compress((b"\x00" + b"\xff" * ((side + 7) // 8)) * side, 9)  # each row: filter 0, then its bits
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", body) + chunk(b"IEND", b""))
 
 
 CORPUS = ROOT / "corpus"

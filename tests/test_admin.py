@@ -8,7 +8,7 @@ import re
 import pytest
 
 from cli import main
-from conftest import make_pdf
+from conftest import image_file, make_pdf, scan_image
 from ingest.detect import SUPPORTED_NAMES
 from ingest.pipeline import ingest_paths
 from kb.accounts import Accounts
@@ -197,6 +197,15 @@ def test_an_office_file_kb_cannot_read_is_refused_at_once_naming_what_it_reads(s
     assert site.extensions["jobs"].list() == []  # no job: refused in the form's own answer
     page = client.get("/admin/jobs").get_data(as_text=True)
     assert f"was not accepted: {named} (kb reads {SUPPORTED_NAMES})" in page
+
+
+def test_an_image_upload_is_refused_at_once_when_ocr_is_off(site):
+    object.__setattr__(site.extensions["kb"].settings, "ocr", False)
+    client = sign_in(site, "cur")
+    upload(client, [(io.BytesIO(image_file(scan_image("A handout", dpi=50), "png")), "handout.png")])
+    assert site.extensions["jobs"].list() == []
+    page = client.get("/admin/jobs").get_data(as_text=True)
+    assert "handout.png was not accepted: an image: its text is read only by OCR, which is off (KB_OCR=0)" in page
 
 
 def test_unsupported_and_oversized_uploads(site):

@@ -121,6 +121,20 @@ def test_bad_files_are_reported_and_good_ones_kept(tmp_path, folder, capsys, mod
     assert search(capsys, data, "volunteers thanked and trained")["hits"]
 
 
+def test_ingest_gives_every_skipped_file_a_line_and_counts_it(tmp_path, folder, capsys, model):
+    (folder / "plans.key").write_bytes(b"PK\x03\x04 a Keynote deck")
+    (folder / ".notes.txt").write_text("Hidden notes.")
+    (folder / "profile.md").symlink_to(folder / "newham.md")
+    code, out, err = run(capsys, "--data", str(tmp_path / "data"), "ingest", str(folder))
+    assert code == 0  # skipped files are not failures
+    assert "4 added, 0 unchanged, 0 failed, 3 skipped" in out
+    lines = err.splitlines()
+    for name, reason in [("plans.key", "unsupported file type: Apple Keynote (.key)"), (".notes.txt", "hidden file"),
+                         ("profile.md", "symbolic link not followed (set KB_FOLLOW_SYMLINKS=1 to follow)")]:
+        assert f"skipped   {folder / name}: {reason}" in lines, (name, err)
+    assert len(lines) == 7  # one line for each file
+
+
 def test_errors_become_messages_and_exit_status(tmp_path, capsys):
     for command in (["stats"], ["search", "x"], ["docs"], ["remove", "1"]):
         code, _, err = run(capsys, "--data", str(tmp_path / "typo"), *command)

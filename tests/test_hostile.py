@@ -15,7 +15,7 @@ import zlib
 
 import pytest
 
-from conftest import FakeEmbedder, encrypted_pdf, make_docx, make_pdf, scanned_pdf
+from conftest import FakeEmbedder, encrypted_pdf, image_bomb, make_docx, make_pdf, scanned_pdf
 from ingest.isolate import GRACE_SECONDS
 from support.formats import docx_python_docx_cannot_read, make_odf, mime_bomb, owner_password_pdf, zip_bomb
 from ingest.pipeline import ingest_paths
@@ -56,6 +56,29 @@ def _pdf_with_content(content: bytes) -> bytes:
     stream._data = zlib.compress(content, 9)
     stream[NameObject("/Filter")] = NameObject("/FlateDecode")
     writer.pages[0][NameObject("/Contents")] = writer._add_object(stream)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+def image_bomb_pdf(side: int = 20_000) -> bytes:
+    """A one-page PDF showing a one-bit image of side x side pixels (400 million), all white, in 50 KB."""
+    from pypdf import PdfWriter
+    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject, NumberObject, StreamObject
+
+    writer = PdfWriter()
+    page = writer.add_blank_page(595, 842)
+    image = StreamObject()
+    image._data = zlib.compress(b"\xff" * ((side + 7) // 8) * side, 9)
+    image.update({NameObject("/Type"): NameObject("/XObject"), NameObject("/Subtype"): NameObject("/Image"),
+                  NameObject("/Width"): NumberObject(side), NameObject("/Height"): NumberObject(side),
+                  NameObject("/BitsPerComponent"): NumberObject(1), NameObject("/ColorSpace"): NameObject("/DeviceGray"),
+                  NameObject("/Filter"): NameObject("/FlateDecode")})
+    content = DecodedStreamObject()
+    content.set_data(b"q 595 0 0 842 0 0 cm /Im0 Do Q")
+    page[NameObject("/Resources")] = DictionaryObject(
+        {NameObject("/XObject"): DictionaryObject({NameObject("/Im0"): writer._add_object(image)})})
+    page[NameObject("/Contents")] = writer._add_object(content)
     buffer = io.BytesIO()
     writer.write(buffer)
     return buffer.getvalue()
@@ -111,6 +134,10 @@ def hostile_files() -> dict[str, bytes]:
         "notes.pdf": TEXT.encode(),
         "photo.md": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4,
         "bomb.docx": _docx_bomb(),
+        "image-bomb.png": image_bomb(),
+        "image-bomb.pdf": image_bomb_pdf(),
+        "keynote.key": b"PK\x03\x04 an Apple Keynote deck",
+        ".hidden.txt": TEXT.encode(),
         "broken.docx": good_docx[: len(good_docx) // 2],
         **format_files(good_pdf),
     }
@@ -160,12 +187,17 @@ EXPECTED = {
     "letter.pdf": ("added", "", DOCX),
     "page.txt": ("added", "", "text/html"),
     "notes.pdf": ("failed", "named .pdf but is not a PDF", None),
-    "photo.md": ("failed", "unsupported file: a PNG image", None),
+    "photo.md": ("failed", "corrupt image", None),
     "bomb.docx": ("failed", "zip bomb", None),
     "broken.docx": ("failed", "corrupt Word document", None),
-    "link-out.txt": ("failed", "symbolic link not followed", None),
-    "linked-folder": ("failed", "symbolic link not followed", None),
-    "pipe.txt": ("failed", "not a regular file", None),
+    "image-bomb.png": ("failed", "image refused: 20,000 x 20,000 pixels (400 million), more than the limit of "
+                       "100 million (KB_OCR_MAX_PIXELS)", None),
+    "image-bomb.pdf": ("failed", "page 1: its scanned image refused: 20,000 x 20,000 pixels", None),
+    "keynote.key": ("skipped", "unsupported file type: Apple Keynote (.key)", None),
+    ".hidden.txt": ("skipped", "hidden file", None),
+    "link-out.txt": ("skipped", "symbolic link not followed", None),
+    "linked-folder": ("skipped", "symbolic link not followed", None),
+    "pipe.txt": ("skipped", "not a regular file", None),
     "manifest-free/manifest.csv": ("failed", "cannot read manifest.csv", None),
     "bomb.pptx": ("failed", "PowerPoint presentation would inflate to 40 MB: refused as a zip bomb", None),
     "bomb.xlsx": ("failed", "Excel workbook would inflate to 40 MB: refused as a zip bomb", None),
@@ -264,7 +296,7 @@ def test_followed_links_never_leave_the_folder_or_loop(fake_kb, tmp_path, link, 
     report = ingest_paths(fake_kb, [folder])
     outcome = {os.path.relpath(i.name, folder): i for i in report.items}
     if reason:
-        assert (outcome["link"].status, outcome["link"].reason) == ("failed", reason)
+        assert (outcome["link"].status, outcome["link"].reason) == ("skipped", reason)
         assert outcome[os.path.join("sub", "inside.txt")].status == "added"
     else:  # a link inside the folder is followed: the same bytes twice
         assert {outcome[os.path.join(d, "inside.txt")].status for d in ("link", "sub")} == {"added", "duplicate"}

@@ -162,11 +162,44 @@ def test_symlinks_are_not_followed_by_default_and_never_outside(fake_kb, tmp_pat
     object.__setattr__(fake_kb.settings, "follow_symlinks", follow)
     report = ingest_paths(fake_kb, [folder])
     outcome = {os.path.basename(i.name): i for i in report.items}
-    assert outcome["link-out.txt"].status == "failed"
+    assert outcome["link-out.txt"].status == "skipped"
     assert "symbolic link" in outcome["link-out.txt"].reason
     assert outcome["inside.txt"].status == "added"
-    assert outcome["link-in.txt"].status == ("duplicate" if follow else "failed")
+    assert outcome["link-in.txt"].status == ("duplicate" if follow else "skipped")
+    assert report.ok  # a link not followed is skipped, not failed
     assert all("Secret" not in r[0] for r in sql_rows(fake_kb.store, "SELECT text FROM chunks"))
+
+
+def test_every_file_under_a_folder_gets_a_line_and_skipped_files_are_not_failures(fake_kb, tmp_path):
+    folder = files(tmp_path, {"notes.md": "# Notes\n\nWords worth keeping.", "deck.key": "PK keynote",
+                             "scan.png": "a picture", "README": "no extension", ".DS_Store": "finder"})
+    (folder / ".git").mkdir()
+    (folder / ".git" / "config").write_text("[core]")
+    (folder / "link.md").symlink_to(folder / "notes.md")
+    (folder / "notes.md.meta.json").write_text('{"site": "Leeds"}')  # read with notes.md: no line of its own
+    listed = folder / "listed"
+    listed.mkdir()
+    (listed / "manifest.csv").write_text("path\nin.txt\n")
+    (listed / "in.txt").write_text("Listed words.")
+    (listed / "out.txt").write_text("Unlisted words.")
+    (listed / "old").mkdir()
+    (listed / "old" / "draft.txt").write_text("An old draft.")
+    object.__setattr__(fake_kb.settings, "ocr", False)
+    report = ingest_paths(fake_kb, [folder])
+    lines = {os.path.relpath(i.name, folder): (i.status, i.reason) for i in report.items}
+    assert lines == {
+        "notes.md": ("added", ""),
+        os.path.join("listed", "in.txt"): ("added", ""),
+        "deck.key": ("skipped", "unsupported file type: Apple Keynote (.key)"),
+        "scan.png": ("skipped", "an image: its text is read only by OCR, which is off (KB_OCR=0)"),
+        "README": ("skipped", "unsupported file type: (no extension)"),
+        ".DS_Store": ("skipped", "hidden file"),
+        ".git": ("skipped", "hidden folder: not read"),
+        "link.md": ("skipped", "symbolic link not followed (set KB_FOLLOW_SYMLINKS=1 to follow)"),
+        os.path.join("listed", "out.txt"): ("skipped", "not listed in manifest.csv"),
+        os.path.join("listed", "old"): ("skipped", "folder not listed in manifest.csv"),
+    }
+    assert report.ok and report.summary()["skipped"] == 6 + 2
 
 
 def test_oversized_file_is_refused_before_reading(fake_kb, tmp_path):

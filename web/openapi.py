@@ -53,7 +53,9 @@ DOCUMENT = {"type": "object", "properties": {
     "doc_type": {"type": "string", "nullable": True}, "site": {"type": "string", "nullable": True},
     "partnership": {"type": "string", "nullable": True}, "published": {"type": "string", "nullable": True},
     "tags": {"type": "array", "items": {"type": "string"}}, "visibility": {"type": "string"},
-    "status": {"type": "string"}, "url": {"type": "string"}, "file_url": {"type": "string", "nullable": True}}}
+    "status": {"type": "string"}, "url": {"type": "string"}, "file_url": {"type": "string", "nullable": True},
+    "warnings": {"type": "array", "items": {"type": "string"},
+                 "description": "what reading the file noted, such as text read from a scan by OCR"}}}
 DOC_ID = _param("doc_id", {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}, "document id", "path", True)
 NULLABLE_TEXT = {"type": "string", "nullable": True}
 QUESTION = {"type": "object", "properties": {  # created_by for curators only
