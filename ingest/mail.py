@@ -6,6 +6,7 @@ the document, to be read as documents of their own; the others are named in a wa
 from __future__ import annotations
 
 import logging
+import mimetypes
 import re
 from datetime import datetime
 from email import message_from_bytes, policy
@@ -171,7 +172,7 @@ def _attachments(part: EmailMessage, body: EmailMessage | None, found: list[Atta
                 attached = inner.get_content()
             except (KeyError, ValueError, TypeError, AttributeError, LookupError):
                 continue
-            found.append(Attachment(_name(inner.get_filename(), _header(attached, "subject") or "message", ".eml"),
+            found.append(Attachment(_name(inner.get_filename(), _header(attached, "subject") or "message", ".eml", True),
                                     attached.as_bytes()))
         elif inner.is_multipart():
             _attachments(inner, body, found, depth + 1)
@@ -179,7 +180,8 @@ def _attachments(part: EmailMessage, body: EmailMessage | None, found: list[Atta
             if inner.get_content_maintype() == "image" and inner["content-id"] and not inner.is_attachment():
                 continue
             data = inner.get_payload(decode=True) or b""
-            found.append(Attachment(_name(inner.get_filename(), f"attachment-{len(found) + 1}", ""), data))
+            suffix = mimetypes.guess_extension(inner.get_content_type()) or ""  # for a part sent without a name
+            found.append(Attachment(_name(inner.get_filename(), f"attachment-{len(found) + 1}", suffix), data))
 
 
 def _msg_attachment(attachment, number: int) -> Attachment | None:
@@ -188,7 +190,8 @@ def _msg_attachment(attachment, number: int) -> Attachment | None:
         data = attachment.data
         name = getattr(attachment, "name", None)
         if data is not None and not isinstance(data, bytes) and hasattr(data, "exportBytes"):
-            return Attachment(_name(name, words(getattr(data, "subject", "")) or "message", ".msg"), data.exportBytes())
+            return Attachment(_name(name, words(getattr(data, "subject", "")) or "message", ".msg", True),
+                              data.exportBytes())
         if isinstance(data, bytes):
             return Attachment(_name(name, f"attachment-{number}", ""), data)
     except Exception:  # extract-msg raises many kinds for a broken attachment
@@ -196,13 +199,14 @@ def _msg_attachment(attachment, number: int) -> Attachment | None:
     return None
 
 
-def _name(given: str | None, fallback: str, suffix: str) -> str:
-    """A plain file name (no folders, no control characters, at most 120 characters)."""
+def _name(given: str | None, fallback: str, suffix: str, always: bool = False) -> str:
+    """A plain file name (no folders, no control characters, at most 120 characters), given
+    `suffix` when it has no extension of its own (`always`: unless it ends so already)."""
     name = PureWindowsPath(PurePosixPath(given or "").name).name
     name = "".join(ch for ch in name if ch.isprintable()).strip().strip(".")
     if not name:
-        name = "".join(ch for ch in fallback if ch.isprintable())[:100].strip() + suffix
-    elif suffix and not name.lower().endswith(suffix):
+        name = "".join(ch for ch in fallback if ch.isprintable())[:100].strip() or "attachment"
+    if suffix and not (name.lower().endswith(suffix) if always else PurePosixPath(name).suffix):
         name += suffix
     return name[-120:]
 

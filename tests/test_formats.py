@@ -129,6 +129,15 @@ def test_an_html_only_email_is_cleaned_as_a_web_page_and_an_attached_message_tra
     assert load(doc.attachments[0].data, "minutes.eml").title == "Minutes"
 
 
+def test_an_attachment_sent_without_a_name_is_named_by_its_type():
+    raw = (b'From: a@example.org\nSubject: notes\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="x"\n\n'
+           b"--x\nContent-Type: text/plain\n\nSee attached.\n--x\nContent-Type: text/csv\nContent-Disposition: attachment"
+           b"\n\nSite,Count\nLeeds,4\n--x\nContent-Type: application/octet-stream\nContent-Disposition: attachment; "
+           b'filename="notes.txt"\n\nTrust grew.\n--x--\n')
+    assert [(a.name, a.data) for a in load(raw, "m.eml").attachments] == [
+        ("attachment-1.csv", b"Site,Count\nLeeds,4"), ("notes.txt", b"Trust grew.")]
+
+
 def test_a_message_without_its_extension_is_still_read_as_email():
     assert detect(make_eml("Update", "Words."), "update") == "eml"
     assert detect(b"Subject: notes\nFrom me\n\nplain words", "notes.txt") == "text"
