@@ -24,7 +24,8 @@ def open_zip(data: bytes, what: str, required: str | None = None) -> zipfile.Zip
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise LoadError(f"corrupt {what}: {exc}") from None
     if len(infos) > MAX_ENTRIES:
-        raise LoadError(f"{what} holds {len(infos):,} parts, more than the limit of {MAX_ENTRIES:,}: refused as a zip bomb")
+        raise LoadError(f"{what} holds {len(infos):,} parts, more than the limit of {MAX_ENTRIES:,}: "
+                        "refused as a zip bomb")
     if required and required not in {i.filename for i in infos}:
         raise LoadError(f"a zip archive, but not a {what}")
     total = sum(i.file_size for i in infos)

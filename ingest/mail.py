@@ -69,7 +69,8 @@ def load_msg(data: bytes, name: str) -> LoadedDocument:
         html = getattr(message, "htmlBody", None) if not text.strip() else None
         attachments = list(getattr(message, "attachments", None) or [])
         if len(attachments) > MAX_PARTS:
-            raise LoadError(f"Outlook message has {len(attachments):,} attachments, more than the limit of {MAX_PARTS:,}")
+            raise LoadError(f"Outlook message has {len(attachments):,} attachments, more than the limit of "
+                            f"{MAX_PARTS:,}")
         found = [a for a in (_msg_attachment(att, n) for n, att in enumerate(attachments, start=1)) if a]
     except (LoadError, RecursionError):
         raise
@@ -172,8 +173,8 @@ def _attachments(part: EmailMessage, body: EmailMessage | None, found: list[Atta
                 attached = inner.get_content()
             except (KeyError, ValueError, TypeError, AttributeError, LookupError):
                 continue
-            found.append(Attachment(_name(inner.get_filename(), _header(attached, "subject") or "message", ".eml", True),
-                                    attached.as_bytes()))
+            name = _name(inner.get_filename(), _header(attached, "subject") or "message", ".eml", True)
+            found.append(Attachment(name, attached.as_bytes()))
         elif inner.is_multipart():
             _attachments(inner, body, found, depth + 1)
         elif inner.get_filename() or inner.is_attachment():

@@ -12,7 +12,7 @@ from kb.errors import LoadError
 from kb.models import Block, LoadedDocument
 
 from .archive import open_zip, read_xml, words
-from .spreadsheet import MAX_COLUMNS, _Budget, blocks_of_sheet
+from .spreadsheet import MAX_COLUMNS, RowBudget, blocks_of_sheet
 
 NS = {"office": "urn:oasis:names:tc:opendocument:xmlns:office:1.0",
       "text": "urn:oasis:names:tc:opendocument:xmlns:text:1.0",
@@ -44,7 +44,7 @@ def load_odf(data: bytes, name: str, max_pages: int = 2000) -> LoadedDocument:
     if kind == "text":
         blocks = list(_flow(root, None, 0))
     elif kind == "spreadsheet":
-        budget = _Budget()
+        budget = RowBudget()
         blocks = []
         for sheet in root.iter(_q("table:table")):
             blocks.extend(blocks_of_sheet(sheet.get(_q("table:name"), ""), _rows(sheet), budget))

@@ -29,7 +29,7 @@ SNIFF_CHARS = 64 * 1024
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
-class _Budget:
+class RowBudget:
     """Rows and cells left to read, shared by a workbook's sheets; what was cut, for the warning."""
 
     def __init__(self):
@@ -46,7 +46,7 @@ class _Budget:
         return True
 
 
-def rows_blocks(rows: Iterable[tuple[int, list[str]]], budget: _Budget) -> list[Block]:
+def rows_blocks(rows: Iterable[tuple[int, list[str]]], budget: RowBudget) -> list[Block]:
     """One block per non-empty row (rows come numbered): "Row N:" then a "column: value" line per filled cell, columns
     named by the header row (the first non-empty row, when every cell of it is filled with words,
     not numbers), else "Column 1", "Column 2"... The "Row N:" line keeps a row from reading as the
@@ -89,7 +89,7 @@ def load_csv(data: bytes, name: str) -> LoadedDocument:
         dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
     except csv.Error:
         dialect = csv.excel_tab if name.lower().endswith(".tsv") else csv.excel
-    budget = _Budget()
+    budget = RowBudget()
     try:
         blocks = rows_blocks(enumerate(csv.reader(io.StringIO(text, newline=""), dialect), start=1), budget)
     except csv.Error as exc:
@@ -103,7 +103,7 @@ def load_xlsx(data: bytes, name: str) -> LoadedDocument:
     open_zip(data, WHAT, "xl/workbook.xml")
     import openpyxl
 
-    budget = _Budget()
+    budget = RowBudget()
     blocks: list[Block] = []
     try:
         with warnings.catch_warnings():
@@ -129,7 +129,7 @@ def load_xlsx(data: bytes, name: str) -> LoadedDocument:
     return LoadedDocument(blocks=blocks, title=title, mime=XLSX_MIME, warnings=[budget.cut] if budget.cut else [])
 
 
-def blocks_of_sheet(title: str, rows: Iterable[tuple[int, list[str]]], budget: _Budget) -> list[Block]:
+def blocks_of_sheet(title: str, rows: Iterable[tuple[int, list[str]]], budget: RowBudget) -> list[Block]:
     """A sheet's heading (its name) and its rows; nothing for an empty sheet."""
     body = rows_blocks(rows, budget)
     return [Block(words(title) or "Sheet", "heading", 1), *body] if body else []

@@ -1,4 +1,4 @@
-"""Titles and dates a file's own content gives when its properties give none (or a placeholder)."""
+"""Titles a file's own content gives when its properties give none, or only a placeholder."""
 
 from __future__ import annotations
 
