@@ -168,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rank the results as the API lists them (passage) or as the search page does (document)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--fresh", action="store_true", help="rebuild the cached evaluation collection")
+    p.add_argument("--rechunk", action="store_true",
+                   help="chunk a folder from kb questions export-beir afresh with these settings, instead of "
+                        "keeping the collection's own passages")
 
     p = _command(sub, "themes", "rebuild the themes (k-means over passages, labelled by phrases); list, rename",
                  "Rebuild the themes running through the collection: spherical k-means over passage "
@@ -410,7 +413,7 @@ def cmd_eval(settings: Settings, args) -> int:
         if done == total:
             bar.close()
 
-    kb = evaluate.build(settings, data, fresh=args.fresh, progress=progress)
+    kb = evaluate.build(settings, data, fresh=args.fresh, progress=progress, rechunk=args.rechunk)
     kb.embedder.warm()  # queries are measured as the server answers them
     report = evaluate.run(kb, data, args.mode, args.k, progress=progress, group=args.group).to_dict()
     if args.json:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from kb.models import VISIBILITIES
@@ -130,8 +131,12 @@ def run(kb, settings: Settings, args) -> int:
         from kb import judged
 
         counts = judged.write_beir(kb, args.folder)
-        print(f"wrote {args.folder}: {counts['documents']} documents, {counts['queries']} questions, "
+        retired = f" (and {counts['retired']} retired)" if counts["retired"] else ""
+        print(f"wrote {args.folder}: {counts['documents']} documents{retired}, {counts['queries']} questions, "
               f"{counts['judgements']} judged documents")
+        if counts["retitled"]:
+            print(f"{counts['retitled']} documents were retitled after their passages were embedded: kb eval "
+                  "embeds them under the new title, so its figures may differ slightly", file=sys.stderr)
         return 0
     if action == "judge":
         verdict = VERDICT_WORDS[args.verdict]

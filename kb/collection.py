@@ -66,6 +66,12 @@ def prepare(doc: NewDocument, title: str, count_tokens: Callable[[str], int], se
     """Chunk a document and hash its embedding texts: pure, so it runs wherever the model's
     tokenizer is (here, or on a Dask worker)."""
     body, chunks = chunk_blocks(doc.loaded.blocks, count_tokens, settings.chunk_tokens, settings.chunk_overlap, title)
+    return prepare_passages(doc, title, body, chunks)
+
+
+def prepare_passages(doc: NewDocument, title: str, body: str, chunks: list[Chunk]) -> Prepared:
+    """A document already cut into passages (a collection's own, carried by a `kb eval` record)
+    made ready to store as they are: the same passages embed the same texts."""
     texts = [embed_text(title, c.heading, c.text) for c in chunks]
     sig = dedup.signature(body)
     return Prepared(doc, title, body, chunks, texts, [text_hash(t) for t in texts], sig,

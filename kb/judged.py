@@ -5,8 +5,17 @@ Graded by document, as `kb eval` grades BEIR's qrels: a document is relevant (1)
 of it is judged evidence for the question, judged not relevant (0) when its passages are judged
 only "not evidence". By document rather than by passage because passages are an artefact of
 chunking (a re-ingest or another chunk size moves their edges, and search folds repeats into one
-hit), while whether a report speaks to a question does not change; and because `kb eval` on the
-exported folder then measures the very same thing, which tests/test_questions.py checks.
+hit), while whether a report speaks to a question does not change.
+
+`kb eval` on the exported folder gives the very same figures (tests/test_questions.py checks it
+on documents with headings and filtered questions): the export carries, in `kb` fields a BEIR
+reader ignores, whatever the collection's ranking depends on and plain BEIR cannot say (see
+kb/evaluate.py): each document's own passages with their heading paths and the title they were
+embedded with (re-chunking the plain text would cut other passages and embed them without their
+headings: other vectors and other keyword statistics), its site, type, date and tags, the retired
+documents (their passages count in a curator's keyword statistics), and each question's filters,
+applied by `kb eval` as here. Filters are carried rather than dropped on both sides so that the
+figure compared is the one curators see, each question searched where it asks to be.
 
 Per site, a question's qrels are cut to the judged documents of that site and scored against the
 same ranking: a site whose evidence sits below other sites' results scores low there, though
@@ -21,8 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import metrics
-from .collection import KnowledgeBase
-from .models import VISIBILITIES, Filters
+from .chunk import embed_text
+from .collection import KnowledgeBase, text_hash
+from .evaluate import RETIRED
+from .models import VISIBILITIES, Document, Filters, Passage
 from .questions import Question, Questions
 from .search import Searcher
 
@@ -121,25 +132,72 @@ def run(kb: KnowledgeBase, mode: str = "hybrid", k: int = 10, group: str = "pass
                         {s: (sum(v) / len(v), len(v)) for s, v in sorted(per_site.items())}, shown)
 
 
+def embedded_title(title: str, passages: list[Passage], hashes: list[str]) -> str | None:
+    """The title a document's passages were embedded with, read back from their hashes: its own,
+    or none ("": a title made up from the file name); None when neither (retitled since)."""
+    for candidate in (title, ""):
+        if all(text_hash(embed_text(candidate, p.heading, p.text)) == h for p, h in zip(passages, hashes)):
+            return candidate
+    return None
+
+
+def document_record(doc: Document, body: str, passages: list[Passage], title: str) -> dict:
+    """A BEIR corpus record (title and plain text) with what `kb eval` needs to store the document
+    as the collection holds it: metadata, the title embedded, and the passages in order."""
+    return {"_id": str(doc.id), "title": doc.title, "text": body,
+            "kb": {"site": doc.site, "doc_type": doc.doc_type, "published": doc.published, "tags": doc.tags,
+                   "embedded_title": title,
+                   "passages": [{"text": p.text, "heading": p.heading, "page": p.page, "start": p.char_start,
+                                 "end": p.char_end, "tokens": p.tokens} for p in passages]}}
+
+
+def query_record(qid: str, question: Question) -> dict:
+    """A BEIR query record, with the question's own filters where it has some."""
+    record = {"_id": qid, "text": question.text}
+    filters = {"site": question.sites, "doc_type": question.types,
+               "date_from": question.date_from, "date_to": question.date_to}
+    filters = {key: value for key, value in filters.items() if value}
+    if filters:
+        record["kb"] = {"filters": filters}
+    return record
+
+
 def write_beir(kb: KnowledgeBase, folder: Path) -> dict[str, int]:
     """The judged set as a BEIR folder `kb eval` reads: corpus.jsonl (every active document: its
-    title and text, by id), queries.jsonl (the judged questions) and qrels/test.tsv. A BEIR query
-    carries no filters, so a question with sites, types or dates is searched there without them."""
+    title and text, by id, and the `kb` field of `document_record`), kb-retired.jsonl (the retired
+    ones, as records of the same kind), queries.jsonl (the judged questions and their filters) and
+    qrels/test.tsv. Documents go in the order of their passages' ids, so that passages equal in
+    score rank in the same order there. `retitled` counts documents retitled since their passages
+    were embedded: the title they were embedded with is not kept, so there `kb eval` embeds the new one."""
     data = judged_set(kb)
     folder = Path(folder)
     (folder / "qrels").mkdir(parents=True, exist_ok=True)
-    docs = kb.store.documents(Filters(visibility=VISIBILITIES), limit=10**9)
-    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as fh:
-        for doc in docs:
-            fh.write(json.dumps({"_id": str(doc.id), "title": doc.title, "text": kb.store.body(doc.id)},
-                                ensure_ascii=False) + "\n")
-    with open(folder / "queries.jsonl", "w", encoding="utf-8") as fh:
-        for qid, question in data.questions.items():
-            fh.write(json.dumps({"_id": qid, "text": question.text}, ensure_ascii=False) + "\n")
+    docs = kb.store.documents(Filters(visibility=VISIBILITIES), include_retired=True, limit=10**9)
+    records, retitled = [], 0
+    for doc in docs:
+        passages = kb.store.chunks_of(doc.id)
+        title = embedded_title(doc.title, passages, kb.store.embedded_hashes(doc.id))
+        retitled += title is None
+        first = min((p.id for p in passages), default=float("inf"))
+        record = document_record(doc, kb.store.body(doc.id), passages, doc.title if title is None else title)
+        records.append((first, doc.id, doc.status == "active", record))
+    records.sort(key=lambda r: r[:2])
+    _write_jsonl(folder / "corpus.jsonl", [record for *_, active, record in records if active])
+    retired = [record for *_, active, record in records if not active]
+    if retired:
+        _write_jsonl(folder / RETIRED, retired)
+    else:
+        (folder / RETIRED).unlink(missing_ok=True)  # from an earlier export to this folder
+    _write_jsonl(folder / "queries.jsonl", [query_record(qid, q) for qid, q in data.questions.items()])
     with open(folder / "qrels" / "test.tsv", "w", encoding="utf-8") as fh:
         fh.write("query-id\tcorpus-id\tscore\n")
         for qid, judged in data.qrels.items():
             for doc_id, grade in judged.items():
                 fh.write(f"{qid}\t{doc_id}\t{grade}\n")
-    return {"documents": len(docs), "queries": len(data.questions),
-            "judgements": sum(len(j) for j in data.qrels.values())}
+    return {"documents": len(records) - len(retired), "queries": len(data.questions),
+            "judgements": sum(len(j) for j in data.qrels.values()), "retired": len(retired), "retitled": retitled}
+
+
+def _write_jsonl(path: Path, records: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)

@@ -97,6 +97,25 @@ def test_eval_rejects_a_folder_that_is_not_beir(tmp_path, capsys):
     assert "no query in queries.jsonl has judgments" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("corpus_kb, query_kb, said", [
+    ({"passages": [{"text": "Volunteers ran the garden."}]}, None, "corpus record d1: kb.passages[0] needs text"),
+    ({"passages": "Volunteers ran the garden."}, None, "corpus record d1: kb.passages is not a list"),
+    ({"site": ["Leeds"]}, None, "corpus record d1: kb.site is not a string"),
+    (None, {"filters": {"site": "Leeds"}}, "query q1: kb.filters.site is not a list of strings"),
+    (None, {"filters": {"sites": ["Leeds"]}}, "query q1: kb.filters holds only site, doc_type, tag, year"),
+    (None, {"filters": {"year": ["last year"]}}, "query q1: kb.filters.year is not a list of years"),
+])
+def test_eval_names_what_is_wrong_with_an_exports_kb_field(tmp_path, capsys, corpus_kb, query_kb, said):
+    (tmp_path / "qrels").mkdir()
+    doc = {"_id": "d1", "text": "Volunteers ran the garden.", **({"kb": corpus_kb} if corpus_kb else {})}
+    query = {"_id": "q1", "text": "volunteers", **({"kb": query_kb} if query_kb else {})}
+    (tmp_path / "corpus.jsonl").write_text(json.dumps(doc) + "\n")
+    (tmp_path / "queries.jsonl").write_text(json.dumps(query) + "\n")
+    (tmp_path / "qrels" / "test.tsv").write_text("q1\td1\t1\n")
+    assert main(["--data", str(tmp_path / "data"), "eval", str(tmp_path)]) == 1
+    assert said in capsys.readouterr().err
+
+
 def test_reranker_stage_is_wired(fake_kb, monkeypatch):
     """No cross-encoder ships offline, so the stage is tested with a stand-in that reverses order."""
     from dataclasses import replace

@@ -33,8 +33,17 @@ def upgrade(db: Database) -> None:
         command.upgrade(config, "head")
 
 
+def own_schema(conn: Connection) -> str | None:
+    """PostgreSQL: the schema new tables go in (the first on the search path), whose version counts;
+    a `kb eval` schema searches `public` after its own, where the collection's tables would
+    otherwise pass for its own."""
+    return conn.execute(text("SELECT current_schema()")).scalar() if conn.dialect.name == "postgresql" else None
+
+
 def current(conn: Connection) -> str | None:
     """The Alembic revision the database is at (None before the first)."""
-    if not inspect(conn).has_table("alembic_version"):
+    schema = own_schema(conn)
+    if not inspect(conn).has_table("alembic_version", schema=schema):
         return None
-    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    table = f'"{schema}".alembic_version' if schema else "alembic_version"
+    return conn.execute(text(f"SELECT version_num FROM {table}")).scalar()

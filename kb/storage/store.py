@@ -422,6 +422,12 @@ class Store:
         with self.db.read() as conn:
             return [Passage(*r) for r in conn.execute(query)]
 
+    def embedded_hashes(self, doc_id: int) -> list[str]:
+        """The hash of each of a document's passages' embedding input, in order (as `chunks_of`)."""
+        query = select(chunks.c.text_hash).where(chunks.c.doc_id == doc_id).order_by(chunks.c.ordinal)
+        with self.db.read() as conn:
+            return list(conn.execute(query).scalars())
+
     def duplicates_of(self, doc_id: int) -> list[int]:
         """Documents recorded as near-duplicates of this one, in either direction."""
         query = union(select(documents.c.id).where(documents.c.dup_of == doc_id),
