@@ -263,6 +263,9 @@ def test_focus_starts_where_the_task_is(browser, site, role, path, focus):
     page = context.new_page()
     sign_in(page, base, role)
     page.goto(base + path)
+    if focus is not None:  # the browser moves focus to an autofocus field when it next renders, after load
+        page.wait_for_function("id => document.activeElement && document.activeElement.id === id", arg=focus,
+                               timeout=5_000)
     assert page.evaluate("document.activeElement === document.body ? null : document.activeElement.id") == focus
     context.close()
 
