@@ -6,7 +6,7 @@ from __future__ import annotations
 from kb.errors import LoadError
 from kb.models import LoadedDocument
 
-from .ocr import OcrOptions, blocks, check_pixels, open_image, read_image, scanned_note
+from .ocr import OcrOptions, PageNotRead, blocks, check_pixels, open_image, read_image, scanned_note
 
 IMAGES_OFF = "an image: its text is read only by OCR, which is off (KB_OCR=0)"
 MIMES = {"PNG": "image/png", "JPEG": "image/jpeg", "MPO": "image/jpeg", "TIFF": "image/tiff"}
@@ -23,7 +23,7 @@ def load_image(data: bytes, name: str, options: OcrOptions) -> LoadedDocument:
     if frames > options.max_pages:
         raise LoadError(f"a TIFF of {frames} pages, more than the limit of {options.max_pages} to read by OCR "
                         "(KB_OCR_MAX_PAGES)")
-    found, read = [], []
+    found, read, unread = [], [], []
     for frame in range(frames):
         page = frame + 1 if frames > 1 else None
         where = f"page {frame + 1}" if frames > 1 else "the image"
@@ -37,10 +37,17 @@ def load_image(data: bytes, name: str, options: OcrOptions) -> LoadedDocument:
         except Exception as exc:  # Pillow raises many kinds for a broken image
             raise LoadError(f"corrupt image: {where}: {(str(exc) or type(exc).__name__)[:200]}") from None
         dpi = image.info.get("dpi", (None,))[0]
-        text = read_image(picture, options, where, dpi=float(dpi) if dpi and dpi > 72 else None)
+        try:
+            text = read_image(picture, options, where, dpi=float(dpi) if dpi and dpi > 72 else None)
+        except PageNotRead as exc:
+            if frames == 1:
+                raise
+            unread.append(str(exc))  # the other pages can still be read
+            continue
         found += blocks(text, page)
         if text.strip():
             read.append(frame + 1)
     if not found:
-        raise LoadError("no text found: OCR read no words in the image")
-    return LoadedDocument(blocks=found, mime=mime, warnings=[scanned_note(read if frames > 1 else None)])
+        raise LoadError(f"no text found: {unread[0]}" if unread else "no text found: OCR read no words in the image")
+    notes = [scanned_note(read if frames > 1 else None)] + [f"{reason}: left out" for reason in unread]
+    return LoadedDocument(blocks=found, mime=mime, warnings=notes)

@@ -29,6 +29,10 @@ READ_DPI = 300
 HEADERS = [(b"\x89PNG", "a PNG"), (b"\xff\xd8\xff", "a JPEG"), (b"II*\x00", "a TIFF"), (b"MM\x00*", "a TIFF")]
 
 
+class PageNotRead(LoadError):
+    """One page could not be read (too slow, or Tesseract failed on it): the file's other pages can be."""
+
+
 def scanned_note(pages: list[int] | None) -> str:
     """The warning a document read by OCR keeps (its page shows it): which pages, and what to mind."""
     where = f" ({_pages(pages)})" if pages else ""
@@ -128,11 +132,11 @@ def read_image(image, options: OcrOptions, where: str, dpi: float | None = None)
     except pytesseract.TesseractNotFoundError:
         raise LoadError(NEEDS_TESSERACT) from None
     except pytesseract.TesseractError as exc:
-        raise LoadError(f"OCR failed on {where}: {' '.join(str(exc.message).split())[:200]}") from None
+        raise PageNotRead(f"OCR failed on {where}: {' '.join(str(exc.message).split())[:200]}") from None
     except RuntimeError as exc:  # pytesseract's timeout
         if "timeout" not in str(exc).lower():
             raise
-        raise LoadError(f"OCR of {where} took longer than the limit of {options.page_seconds:g} s "
+        raise PageNotRead(f"OCR of {where} took longer than the limit of {options.page_seconds:g} s "
                         "(KB_OCR_PAGE_SECONDS)") from None
     return clean(lines_of(found))
 

@@ -71,7 +71,7 @@ def load_pdf(data: bytes, name: str, max_pages: int = 2000, max_seconds: float =
             raise LoadError(f"{BOMB} (page {number + 1})") from None
         except Exception as exc:  # pypdf raises many kinds for a broken page
             raise LoadError(f"corrupt PDF: page {number + 1}: {_short(exc)}") from None
-    texts, scanned, pictured = read_scans(reader, texts, ocr)  # pages without a text layer, by OCR
+    texts, scanned, pictured, unread = read_scans(reader, texts, ocr)  # pages without a text layer, by OCR
     blocks: list[Block] = []
     for number, text in enumerate(strip_running_lines(texts)):
         blocks.extend(_page_blocks(text, number + 1, headings.get(number, [])))
@@ -79,7 +79,7 @@ def load_pdf(data: bytes, name: str, max_pages: int = 2000, max_seconds: float =
         raise LoadError(no_text_reason(ocr, len(pictured)))
     title = (info.get("title") if not placeholder(info.get("title")) else None) or (sizes and sizes.title()) \
         or next((b.text for b in blocks if b.kind == "heading"), None)
-    notes = [scanned_note(scanned)] if scanned else []
+    notes = ([scanned_note(scanned)] if scanned else []) + [f"{reason}: left out" for reason in unread]
     if pictured and not ocr.enabled:
         notes.append(f"{len(pictured)} scanned page{'s' if len(pictured) > 1 else ''} without a text layer "
                      "not read: OCR is off (KB_OCR=0)")

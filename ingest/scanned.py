@@ -9,25 +9,27 @@ from __future__ import annotations
 
 from kb.errors import LoadError
 
-from .ocr import OcrOptions, check_pixels, read_image
+from .ocr import OcrOptions, PageNotRead, check_pixels, read_image
 
 MIN_SIDE = 100  # pixels: a smaller picture is a logo or a bullet, not a page
 MAX_DEPTH = 4  # forms inside forms looked into for a page's pictures
 
 
-def read_scans(reader, texts: list[str], options: OcrOptions) -> tuple[list[str], list[int], list[int]]:
+def read_scans(reader, texts: list[str], options: OcrOptions) -> tuple[list[str], list[int], list[int], list[str]]:
     """`texts` (one per page) with every page that has no text but a picture read by OCR; the page
-    numbers that gave words; the page numbers that had a picture to read. With OCR off, nothing is read."""
+    numbers that gave words; the page numbers that had a picture to read; why a page could not be
+    read (it is left out). With OCR off, nothing is read. LoadError when nothing could be read, or
+    for what no page can get past (a picture over the pixel limit, no Tesseract)."""
     from pypdf.errors import DependencyError, LimitReachedError
 
     pictured = [(n, found) for n, text in enumerate(texts) if not text.strip()
                 for found in [_largest_picture(reader.pages[n])] if found]
     if not pictured or not options.enabled:
-        return texts, [], [n + 1 for n, _ in pictured]
+        return texts, [], [n + 1 for n, _ in pictured], []
     if len(pictured) > options.max_pages:
         raise LoadError(f"scanned PDF: {len(pictured)} pages to read by OCR, more than the limit of "
                         f"{options.max_pages} (KB_OCR_MAX_PAGES)")
-    texts, read = list(texts), []
+    texts, read, unread = list(texts), [], []
     for n, (key, width, height) in pictured:
         page, where = reader.pages[n], f"page {n + 1}"
         check_pixels(width, height, options, f"{where}: its scanned image")
@@ -45,13 +47,22 @@ def read_scans(reader, texts: list[str], options: OcrOptions) -> tuple[list[str]
             raise LoadError(f"PDF refused: {where}'s scanned image is over pypdf's safety limits "
                             "(a decompression bomb?)") from None
         except DependencyError as exc:
-            raise LoadError(f"{where}: its scanned image cannot be decoded here: {_short(exc)}") from None
+            unread.append(f"{where}: its scanned image cannot be decoded here: {_short(exc)}")
+            continue
         except Exception as exc:  # pypdf and Pillow raise many kinds for a broken image
-            raise LoadError(f"corrupt PDF: {where}: its scanned image: {_short(exc)}") from None
-        texts[n] = read_image(image, options, where, dpi=image.width / inches if inches > 0 else None)
+            unread.append(f"{where}: its scanned image is corrupt: {_short(exc)}")
+            continue
+        try:
+            texts[n] = read_image(image, options, where, dpi=image.width / inches if inches > 0 else None)
+        except PageNotRead as exc:
+            unread.append(str(exc))
+            continue
         if texts[n].strip():
             read.append(n + 1)
-    return texts, read, [n + 1 for n, _ in pictured]
+    if unread and not read and not any(text.strip() for text in texts):
+        more = f" (and {len(unread) - 1} more page{'s' if len(unread) > 2 else ''})" if len(unread) > 1 else ""
+        raise LoadError(f"no text found: {unread[0]}{more}")
+    return texts, read, [n + 1 for n, _ in pictured], unread
 
 
 def no_text_reason(options: OcrOptions, pictured: int) -> str:

@@ -157,6 +157,26 @@ def test_a_page_that_takes_too_long_is_stopped_at_its_own_limit(page):
         load(image_file(page, "png"), "slow.png", ocr=OcrOptions(page_seconds=0.05))
 
 
+def test_a_page_that_cannot_be_read_is_left_out_and_said_so(monkeypatch):
+    """Page 2 of a scanned report stops at its time limit: pages 1 and 3 are kept, the note names page 2."""
+    import pytesseract
+
+    calls, real = [], pytesseract.image_to_data
+
+    def slow_second_page(image, **kw):
+        calls.append(image.size)
+        if len(calls) == 2:
+            raise RuntimeError("Tesseract process timeout")
+        return real(image, **kw)
+
+    monkeypatch.setattr(pytesseract, "image_to_data", slow_second_page)
+    doc = load(scanned_pdf_pages(SCAN_TEXT, "A page Tesseract never finished.", OTHER_TEXT), "report.pdf")
+    assert {b.page for b in doc.blocks} == {1, 3}
+    assert doc.warnings == [
+        "text read from a scan (pages 1, 3) by OCR: a word may be misread, so check names and figures against the original",
+        "OCR of page 2 took longer than the limit of 60 s (KB_OCR_PAGE_SECONDS): left out"]
+
+
 def test_pages_to_read_are_bounded():
     data = scanned_pdf_pages("First page.", "Second page.", "Third page.")
     with pytest.raises(LoadError, match=r"3 pages to read by OCR, more than the limit of 2 \(KB_OCR_MAX_PAGES\)"):
