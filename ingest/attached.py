@@ -72,7 +72,7 @@ def uploaded_attachments(kb: KnowledgeBase, source: str, loaded: LoadedDocument,
     inherited = DocMeta(**{k: getattr(meta, k) for k in INHERITED})
     docs, lines = [], []
     queue = [(source, label, a, 1) for a in loaded.attachments]
-    with IsolatedLoader(kb.settings.max_pdf_pages, kb.settings.max_load_seconds) as loader:
+    with IsolatedLoader.for_settings(kb.settings) as loader:
         while queue:
             parent, parent_label, attachment, depth = queue.pop(0)
             name = f"{parent_label}{SEPARATOR}{attachment.name}"
