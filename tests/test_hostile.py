@@ -118,7 +118,7 @@ def hostile_files() -> dict[str, bytes]:
         "scanned.pdf": scanned_pdf(),
         "huge.html": ("<html><body><main>" + para * (20 * 1024 * 1024 // len(para)) + "</main></body></html>").encode(),
         "deep.html": ("<html><body>" + "<div>" * 10_000 + f"<p>{TEXT}</p>" + "</div>" * 10_000 + "</body></html>").encode(),
-        "unclosed.html": ("<html><body>" + "<div><span>" * 10_000 + TEXT).encode(),
+        "unclosed.html": ("<html><body>" + "<div><span>" * 3_000 + TEXT).encode(),
         "active.html": ACTIVE_HTML,
         "cp1252.txt": f"Caf\u00e9 \u201cquoted\u201d \u00a3450 \u2014 {TEXT}".encode("cp1252"),
         "invalid-utf8.md": b"# Notes\n\nBroken \xff\xfe bytes \xc3 here and " + TEXT.encode(),
