@@ -115,3 +115,30 @@ def test_kb_copy_command_refuses_a_full_target_unless_forced(fake_kb, kb_databas
     assert main(args) == 1
     assert "pass --force" in capsys.readouterr().err
     assert main([*args, "--force"]) == 0
+
+
+def test_a_forced_copy_replaces_a_sqlite_collection_with_its_reader_indexes_and_follows(tmp_path):
+    """FTS5 refuses DELETE on the contentless reader indexes: a forced copy into a SQLite folder that
+    held a collection failed; and follows and feed tokens were left behind."""
+    from kb.follows import Follows
+
+    def collection(name: str, words: str) -> KnowledgeBase:
+        kb = KnowledgeBase.open(Settings(data_dir=tmp_path / name, model="fake"), FakeEmbedder())
+        folder = tmp_path / f"{name}-files"
+        folder.mkdir()
+        (folder / "note.md").write_text(f"# Note\n\n{words}\n")
+        ingest_paths(kb, [folder])
+        return kb
+
+    source, target = collection("a", "walking groups in Leeds"), collection("b", "octopus gardens in Croydon")
+    user = Accounts(source.store).add("par", "partner", "a long enough passphrase for partners")
+    follows = Follows(source, Searcher(source))
+    follows.follow_search(user, "walking groups", Filters(visibility=user.visibility()), "hybrid")
+    follows.new_token(user)
+    counts = copy_collection(source, target, replace=True).rows
+    assert counts["follows"] == 1 and counts["feed_tokens"] == 1
+    visitor = Filters(visibility=("public",))
+    assert target.store.keyword_search(["walking"], visitor, 5) == source.store.keyword_search(["walking"], visitor, 5)
+    assert target.store.keyword_search(["octopus"], visitor, 5) == []
+    source.close()
+    target.close()

@@ -10,14 +10,14 @@ from __future__ import annotations
 from sqlalchemy import func, insert, select, text, update
 
 from ..errors import BadRequest
-from .schema import (audit, chunk_themes, chunks, doc_bands, documents, embeddings, feedback, jobs, judgements,
-                     meta, questions, result_opens, search_log, sessions, themes, users)
+from .schema import (audit, chunk_themes, chunks, doc_bands, documents, embeddings, feed_tokens, feedback, follows,
+                     jobs, judgements, meta, questions, result_opens, search_log, sessions, themes, users)
 from . import keyword
 from .store import Store
 
 # parents before children; login_failures (a few minutes' throttling) stay behind
 TABLES = (documents, chunks, embeddings, doc_bands, users, sessions, audit, jobs, themes, chunk_themes, questions,
-          judgements, search_log, result_opens, feedback, meta)
+          judgements, follows, feed_tokens, search_log, result_opens, feedback, meta)
 BATCH = 2000
 
 
@@ -43,8 +43,9 @@ def copy_rows(source: Store, target: Store, replace: bool = False) -> dict[str, 
             out.execute(text("DELETE FROM chunk_vectors"))
             out.execute(text("DELETE FROM files"))
         else:
-            for fts in keyword.READER_INDEXES:
-                out.execute(text(f"DELETE FROM {fts}"))
+            for fts in keyword.READER_INDEXES[:-1]:  # contentless: FTS5 empties them by its own command
+                out.execute(text(f"INSERT INTO {fts} ({fts}) VALUES ('delete-all')"))
+            out.execute(text(f"DELETE FROM {keyword.READER_INDEXES[-1]}"))
             out.execute(text("DELETE FROM keyword_levels"))
         for table in TABLES:
             counts[table.name] = _copy_table(source, out, table)
@@ -57,7 +58,7 @@ def copy_rows(source: Store, target: Store, replace: bool = False) -> dict[str, 
                 keyword.add(out, [(i, body, titles[doc_id], heading) for i, doc_id, body, heading in part])
         if target.dialect == "postgresql":
             # identities continue after the copied ids
-            for table in (documents, chunks, users, audit, jobs, questions, search_log, result_opens, feedback):
+            for table in (documents, chunks, users, audit, jobs, questions, follows, search_log, result_opens, feedback):
                 out.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
                                  f"coalesce((SELECT max(id) FROM {table.name}), 0) + 1, false)"))
     return counts
