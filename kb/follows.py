@@ -27,6 +27,7 @@ from .export import passage_link
 from .models import Filters, Follow, Hit, User
 from .questions import Questions
 from .search import MAX_K, Searcher, validate
+from .storage.database import now
 
 MAX_FOLLOWS = 50  # a user's follows; each costs a search when the collection changes
 FEED_DOCUMENTS = 200  # a feed looks at the most recently added or updated documents only...
@@ -109,6 +110,8 @@ class Follows:
     def follow_question(self, user: User, question_id: int) -> Follow:
         question = self.questions.get(question_id)
         if question.status != "active":
+            if user.role != "curator":  # to others an archived question does not exist
+                raise NotFound(f"no question {question_id}")
             raise BadRequest("this question is archived: it can no longer be followed")
         mine = self.rows.of_user(user.id)
         same = next((f for f in mine if f.question_id == question_id), None)
@@ -127,14 +130,21 @@ class Follows:
             raise NotFound(f"you do not follow {follow_id}")
 
     def of(self, user: User) -> list[Follow]:
-        return self.rows.of_user(user.id)
+        """The user's follows, less those of questions archived since (curators still see theirs)."""
+        return [f for f in self.rows.of_user(user.id) if self._open_to(user, f)]
 
     def get(self, user: User, follow_id: int) -> Follow:
-        """One of the user's follows; NotFound for anyone else's, as for one that does not exist."""
+        """One of the user's follows; NotFound for anyone else's, as for one that does not exist, and
+        for a non-curator's follow of a question archived since."""
         follow = self.rows.get(follow_id, user.id)
-        if follow is None:
+        if follow is None or not self._open_to(user, follow):
             raise NotFound(f"no follow {follow_id}")
         return follow
+
+    def _open_to(self, user: User, follow: Follow) -> bool:
+        if follow.question_id is None or user.role == "curator":
+            return True
+        return self.questions.get(follow.question_id).status == "active"
 
     def find_search(self, user: User, query: str, filters: Filters, mode: str) -> Follow | None:
         return _same_search(self.rows.of_user(user.id), query, filters, mode)
@@ -206,6 +216,14 @@ class Follows:
         changed = self.rows.changed_since(Filters(visibility=user.visibility()), follow.seen_at)
         docs = self._fresh(follow, changed, self._mark())
         return self._search_new(user, follow, docs)[1] if docs else []
+
+    def look(self, user: User, follow: Follow) -> list[Hit]:
+        """The follow's new passages, which this look marks seen: as of its start, so that a
+        document changed while it searched is still new next time."""
+        at, mark = now(), self._mark()
+        hits = self.new_hits(user, follow)
+        self.rows.mark_seen(follow.id, user.id, mark, at)
+        return hits
 
     def seen(self, user: User, follow: Follow) -> None:
         """The user has looked at the follow: only later passages are new."""

@@ -371,3 +371,28 @@ def test_an_atom_feed_drops_what_xml_cannot_hold():
     assert not parsed.bozo
     assert parsed.entries[0].id == "tag:kb.example.org,2024-05-01:doc/1"
     assert parsed.entries[0].title == "Formfeed & <b>" and parsed.entries[0].summary == "a match & more"
+
+
+def test_a_question_archived_after_it_was_followed_is_gone_for_partners(fake_kb):
+    """Archiving hides a question from non-curators; their follows of it went on showing its text,
+    its new passages and its feed, and following an archived id told them it existed."""
+    from kb.accounts import Accounts
+    from kb.errors import NotFound
+    from kb.follows import Follows
+    from kb.questions import Questions
+    from kb.search import Searcher
+
+    accounts, questions = Accounts(fake_kb.store), Questions(fake_kb)
+    partner = accounts.add("par", "partner", "a long enough passphrase for partners")
+    curator = accounts.add("cur", "curator", "a long enough passphrase for curators")
+    question, other = questions.add("How do volunteers stay involved?"), questions.add("What did funding change?")
+    follows = Follows(fake_kb, Searcher(fake_kb))
+    theirs, mine = follows.follow_question(partner, question.id), follows.follow_question(curator, question.id)
+    questions.archive(question.id)
+    questions.archive(other.id)
+    assert follows.of(partner) == [] and [f.id for f in follows.of(curator)] == [mine.id]
+    with pytest.raises(NotFound):
+        follows.get(partner, theirs.id)
+    with pytest.raises(NotFound) as refused:
+        follows.follow_question(partner, other.id)
+    assert "archived" not in str(refused.value)

@@ -125,8 +125,7 @@ def show(follow_id: int):
     """A follow's new passages since the last look, which this look ends: they are then seen."""
     user, follows = _user(), _follows()
     follow = follows.get(user, follow_id)
-    new = follows.new_hits(user, follow)
-    follows.seen(user, follow)
+    new = follows.look(user, follow)
     token = _token()
     watch = follows.watch(follow)
     return render_template("follow.html", follow=follow, title=follows.title(follow), new=new, watch=watch,

@@ -51,10 +51,11 @@ class FollowRows:
             return conn.execute(delete(follows).where(follows.c.id == follow_id,
                                                       follows.c.user_id == user_id)).rowcount > 0
 
-    def mark_seen(self, follow_id: int, user_id: int, mark: int) -> None:
+    def mark_seen(self, follow_id: int, user_id: int, mark: int, at: str | None = None) -> None:
+        """Seen up to `at` (default now) and the store's change count `mark`, both taken before the look."""
         with self.db.transaction(bump=None) as conn:
             conn.execute(update(follows).where(follows.c.id == follow_id, follows.c.user_id == user_id)
-                         .values(seen_at=now(), seen_mark=mark))
+                         .values(seen_at=at or now(), seen_mark=mark))
 
     # feed tokens ----------------------------------------------------------------------------
 
