@@ -19,7 +19,7 @@ from .models import Hit
 from .questions import Evidence
 
 COLUMNS = ["rank", "pinned", *export.COLUMNS[1:]]
-PINNED = "Pinned by curators"
+PINNED = "Pinned as evidence"  # by a curator, or marked helpful on the question's page
 NOTHING = "Nothing on this question yet."
 LINK_COLOUR = RGBColor(0x05, 0x63, 0xC1)  # Word's own hyperlink blue
 
@@ -38,7 +38,7 @@ def intro(evidence: Evidence, base_url: str, made: str) -> list[str]:
         lines.append("Asked of " + "; ".join(x for x in limits if x) + ".")
     hits = evidence.all_hits()
     lines.append(f"Made {made} from the HCT learning library ({base_url.rstrip('/')}): {len(hits)} passage"
-                 f"{'s' if len(hits) != 1 else ''}, {len(evidence.pinned)} of them pinned by curators, the rest "
+                 f"{'s' if len(hits) != 1 else ''}, {len(evidence.pinned)} of them pinned as evidence, the rest "
                  "each site's best matches.")
     gaps = [s.site for s in evidence.sites if not s.found]
     if gaps:

@@ -396,6 +396,16 @@ def test_a_helpful_mark_on_a_questions_passage_becomes_a_judgement_unless_a_cura
     marks = [(m["query"], m["chunk_id"], m["question_id"]) for m in recorded(site)["feedback"]]
     assert marks == [("how do residents grow food together?", allotments, question.id),
                      ("how do residents grow food together?", peers, question.id)]
+    # a passage the question's page does not offer cannot be pinned by a mark
+    from kb.models import Filters
+
+    offered = {h.chunk_id for h in questions.evidence(site.extensions["searcher"], question.id,
+                                                      ("public", "partners")).all_hits()}
+    elsewhere = [c.id for d in kb.store.documents(Filters(visibility=("public",))) for c in kb.store.chunks_of(d.id)
+                 if c.id not in offered]
+    if elsewhere:
+        assert partner.post("/feedback", data={**form, "chunk_id": str(elsewhere[0]), "helpful": "1"}).status_code == 302
+        assert all(j.chunk_id != elsewhere[0] for j in questions.judgements(question.id))
 
 
 def test_a_not_helpful_mark_is_no_judgement_and_a_question_must_be_there(site):

@@ -109,9 +109,12 @@ def feedback():
         raise NotFound(f"no question {question_id}")  # as its page is; one not there is a 404 from get()
     analytics.feedback(query, row.doc_id, chunk_id, helpful == "1", question_id)
     if question_id is not None and helpful == "1":
-        # evidence for the question, unless a curator has judged the passage (judge keeps theirs);
+        # evidence for the question, unless a curator has judged the passage (judge keeps theirs), and
+        # only for a passage the question's page offers this reader: a mark cannot pin just any passage;
         # as reader feedback, without the reader's name, so that the mark cannot be traced to them
-        questions.judge(question_id, chunk_id, "evidence", by="reader feedback", source="feedback")
+        offered = questions.evidence(current_app.extensions["searcher"], question_id, access.visibility())
+        if chunk_id in {hit.chunk_id for hit in offered.all_hits()}:
+            questions.judge(question_id, chunk_id, "evidence", by="reader feedback", source="feedback")
     back = local_path(request.form.get("next"), url_for("pages.search"))
     session[MARKED] = {"url": back, "chunk_id": chunk_id, "helpful": helpful == "1"}
     return redirect(f"{back}#feedback-{chunk_id}")
