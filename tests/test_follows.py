@@ -21,7 +21,7 @@ from kb.questions import Questions
 from kb.search import Searcher
 from kb.settings import Settings
 
-PASSWORD = "correct horse battery"
+from test_admin import PASSWORD, sign_in, token  # noqa: E402  the curator workspace's helpers
 PUBLIC_URL = "https://learning.example.org"
 ALLOTMENTS = "allotments vegetables growing food"
 
@@ -49,17 +49,6 @@ def site(tmp_path, model, database_url):
     app.folder = folder
     yield app
     app.extensions["worker"].stop()
-
-
-def token(client, url="/login") -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(url).get_data(as_text=True)).group(1)
-
-
-def sign_in(app, name):
-    client = app.test_client()
-    response = client.post("/login", data={"name": name, "password": PASSWORD, "csrf_token": token(client)})
-    assert response.status_code == 302
-    return client
 
 
 def follow_search(client, q, **params):

@@ -28,7 +28,7 @@ from kb.settings import Settings
 from kb.transfer import copy_collection
 from support.backends import sqlite_only
 
-PASSWORD = "correct horse battery"
+from test_admin import PASSWORD, sign_in, token  # noqa: E402  the curator workspace's helpers
 QUESTION = "How are people with lived experience involved in decisions?"
 PUBLIC = ("public",)
 PARTNERS = ("public", "partners")
@@ -83,17 +83,6 @@ def app(collection):
     app = create_app(collection.settings, {"TESTING": True}, kb=collection)
     yield app
     app.extensions["worker"].stop()
-
-
-def token(client, url="/login") -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(url).get_data(as_text=True)).group(1)
-
-
-def sign_in(app, name):
-    client = app.test_client()
-    response = client.post("/login", data={"name": name, "password": PASSWORD, "csrf_token": token(client)})
-    assert response.status_code == 302
-    return client
 
 
 def passages(evidence) -> list:

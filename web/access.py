@@ -99,6 +99,12 @@ def redact_hits(hits: list[dict]) -> list[dict]:
     return hits
 
 
+def site_base() -> str:
+    """The site's address for links read elsewhere (exports, packs, feeds): KB_PUBLIC_URL when set,
+    so a request's Host header never decides it; else the request's own."""
+    return current_app.config.get("PUBLIC_URL") or request.host_url
+
+
 def shown_source(source: str) -> str:
     """Where a document came from, as this visitor may see it: curators get the full source,
     others only the file name, never a path on the server."""

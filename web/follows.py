@@ -39,7 +39,7 @@ def _user() -> User:
 
 
 def _base() -> str:
-    return (current_app.config.get("PUBLIC_URL") or request.host_url).rstrip("/")
+    return access.site_base().rstrip("/")
 
 
 def _token() -> str | None:

@@ -108,7 +108,7 @@ def export_results():
     args = request.args.copy()
     args.pop("view", None)
     args.pop("format", None)
-    base = current_app.config.get("PUBLIC_URL") or request.host_url  # not the Host header, when the site knows its name
+    base = access.site_base()
     if view == "across":
         result = _across((args.get("q") or "").strip())
         rows, title = export.across_rows(result, base), f"Across sites: {result.query}"

@@ -27,7 +27,7 @@ def pack(question_id: int, fmt: str):
         raise NotFound(f"no question {question_id}")  # archived questions are for curators, as their pages
     per_site = _int(request.args, "per_site", 3, *PER_SITE_RANGE)
     evidence = questions.evidence(current_app.extensions["searcher"], question_id, access.visibility(), per_site)
-    base = current_app.config.get("PUBLIC_URL") or request.host_url  # not the Host header, when the site knows its name
+    base = access.site_base()
     made = datetime.now(timezone.utc).date().isoformat()
     if fmt == "docx":
         body = packs.to_docx(evidence, base, made)
