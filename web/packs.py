@@ -8,23 +8,21 @@ from datetime import datetime, timezone
 from flask import Blueprint, Response, current_app, request
 
 from kb import packs
-from kb.errors import NotFound
 from kb.questions import Questions
 
 from . import access
 from .params import _int
+from .questions import PER_SITE_RANGE, readable
 
 bp = Blueprint("packs", __name__)
-PER_SITE_RANGE = (1, 10)  # passages a site, as a question's page allows (web/questions.py)
 TYPES = {"docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
          "md": "text/markdown; charset=utf-8", "csv": "text/csv; charset=utf-8"}
 
 
 @bp.get("/questions/<int:question_id>/pack.<any(docx, md, csv):fmt>")
 def pack(question_id: int, fmt: str):
+    readable(question_id)  # archived questions are for curators, as their pages
     questions = Questions(current_app.extensions["kb"])
-    if questions.get(question_id).status != "active" and not access.is_curator():
-        raise NotFound(f"no question {question_id}")  # archived questions are for curators, as their pages
     per_site = _int(request.args, "per_site", 3, *PER_SITE_RANGE)
     evidence = questions.evidence(current_app.extensions["searcher"], question_id, access.visibility(), per_site)
     base = access.site_base()

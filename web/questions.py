@@ -27,7 +27,7 @@ def _service() -> Questions:
     return Questions(_kb())
 
 
-def _readable(question_id: int) -> Question:
+def readable(question_id: int) -> Question:
     """The question, if this reader may read it: archived ones are for curators only."""
     question = _service().get(question_id)
     if question.status != "active" and not access.is_curator():
@@ -85,7 +85,7 @@ def create():
 
 @bp.get("/questions/<int:question_id>")
 def question(question_id: int, errors: dict | None = None, form: dict | None = None, status: int = 200):
-    _readable(question_id)
+    readable(question_id)
     per_site = _int(request.args, "per_site", 3, *PER_SITE_RANGE)
     evidence = _service().evidence(current_app.extensions["searcher"], question_id, access.visibility(), per_site)
     years = sorted({y for per in evidence.timeline.values() for y in per})
@@ -157,7 +157,7 @@ def api_question(question_id: int):
     unknown = set(request.args) - {"per_site"}
     if unknown:
         raise BadRequest(f"unknown parameter {sorted(unknown)[0][:40]!r}; known: per_site")
-    _readable(question_id)
+    readable(question_id)
     per_site = _int(request.args, "per_site", 3, *PER_SITE_RANGE)
     evidence = _service().evidence(current_app.extensions["searcher"], question_id, access.visibility(), per_site)
     data = evidence.to_dict()
